@@ -1,0 +1,281 @@
+"""
+Errors raised by tasks_store.
+
+Every error is a :class:`TaskError` with a JSON-RPC ``code``; some also
+subclass the builtin they resemble (:class:`InvalidParams` is a
+:class:`ValueError`, :class:`WaitTimeout` a :class:`TimeoutError`).  Messages
+name the task and the rule that was broken, never an owner: a caller must not
+learn who owns a task that is not theirs.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, ClassVar
+
+__all__ = [
+    "INTERNAL_ERROR",
+    "INVALID_PARAMS",
+    "AnonymousAccessDenied",
+    "Expired",
+    "InvalidCursor",
+    "InvalidParams",
+    "InvalidTransition",
+    "NotFound",
+    "NotReady",
+    "ResourceExhausted",
+    "StoreError",
+    "TaskError",
+    "TtlExceeded",
+    "VariableSizeExceeded",
+    "WaitTimeout",
+]
+
+INVALID_PARAMS = -32602
+INTERNAL_ERROR = -32603
+
+
+class TaskError(Exception):
+    """
+    Root of every error tasks_store raises on purpose.
+
+    ``code`` is the JSON-RPC error code a server should answer with;
+    :meth:`to_jsonrpc_error` builds that error object.
+    """
+
+    code: ClassVar[int] = INTERNAL_ERROR
+    #: Constructor arguments, in order; also what ``data`` and pickling use.
+    _fields: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), tuple(getattr(self, f) for f in self._fields))
+
+    def _data(self) -> dict[str, Any] | None:
+        return None
+
+    def to_jsonrpc_error(self) -> dict[str, Any]:
+        """
+        Return the JSON-RPC error object: ``{"code", "message", "data"?}``.
+
+        ``data`` carries the error's fields in camelCase (never an owner).
+        """
+        error: dict[str, Any] = {"code": self.code, "message": self.message}
+        data = self._data()
+        if data is not None:
+            error["data"] = data
+        return error
+
+
+class InvalidParams(TaskError, ValueError):
+    """An argument has the wrong type or value."""
+
+    code = INVALID_PARAMS
+    _fields = ("message",)
+
+
+class NotFound(TaskError, LookupError):
+    """
+    No task with this id is visible to the caller.
+
+    Raised alike for an unknown id and for another owner's task: same message,
+    same fields.
+    """
+
+    code = INVALID_PARAMS
+    _fields = ("task_id",)
+
+    def __init__(self, task_id: str) -> None:
+        super().__init__(f"Task not found: {_show(task_id)}")
+        self.task_id = task_id
+
+    def _data(self) -> dict[str, Any]:
+        return {"taskId": self.task_id}
+
+
+class InvalidTransition(TaskError):
+    """The task's status cannot move to the requested one."""
+
+    code = INVALID_PARAMS
+    _fields = ("task_id", "from_status", "to_status", "suggested_action")
+
+    def __init__(
+        self,
+        task_id: str,
+        from_status: str,
+        to_status: str,
+        suggested_action: str | None = None,
+    ) -> None:
+        from_s, to_s = str(from_status), str(to_status)
+        msg = f"Task {_show(task_id)}: cannot change status from {from_s} to {to_s}"
+        if suggested_action:
+            msg = f"{msg}. {suggested_action}"
+        super().__init__(msg)
+        self.task_id = task_id
+        self.from_status = from_status
+        self.to_status = to_status
+        self.suggested_action = suggested_action
+
+    def _data(self) -> dict[str, Any]:
+        data = {
+            "taskId": self.task_id,
+            "fromStatus": str(self.from_status),
+            "toStatus": str(self.to_status),
+        }
+        if self.suggested_action:
+            data["suggestedAction"] = self.suggested_action
+        return data
+
+
+class Expired(TaskError):
+    """The task outlived its TTL: it can still be read, no longer changed."""
+
+    code = INVALID_PARAMS
+    _fields = ("task_id", "expired_at")
+
+    def __init__(self, task_id: str, expired_at: datetime) -> None:
+        super().__init__(f"Task {_show(task_id)} expired at {_iso(expired_at)}")
+        self.task_id = task_id
+        self.expired_at = expired_at
+
+    def _data(self) -> dict[str, Any]:
+        return {"taskId": self.task_id, "expiredAt": _iso(self.expired_at)}
+
+
+class NotReady(TaskError):
+    """The task has no result yet: it is not terminal, or ended without one."""
+
+    code = INVALID_PARAMS
+    _fields = ("task_id", "current_status")
+
+    def __init__(self, task_id: str, current_status: str) -> None:
+        status = str(current_status)
+        super().__init__(f"Task {_show(task_id)} has no result (status: {status})")
+        self.task_id = task_id
+        self.current_status = current_status
+
+    def _data(self) -> dict[str, Any]:
+        return {"taskId": self.task_id, "status": str(self.current_status)}
+
+
+class VariableSizeExceeded(TaskError):
+    """The merged variables would encode to more bytes than allowed."""
+
+    code = INVALID_PARAMS
+    _fields = ("limit_bytes", "actual_bytes")
+
+    def __init__(self, limit_bytes: int, actual_bytes: int) -> None:
+        super().__init__(
+            f"Task variables would take {actual_bytes} bytes of JSON; "
+            f"the limit is {limit_bytes}"
+        )
+        self.limit_bytes = limit_bytes
+        self.actual_bytes = actual_bytes
+
+    def _data(self) -> dict[str, Any]:
+        return {"limitBytes": self.limit_bytes, "actualBytes": self.actual_bytes}
+
+
+class TtlExceeded(TaskError):
+    """The requested TTL is above the store's ceiling (it is never clamped)."""
+
+    code = INVALID_PARAMS
+    _fields = ("requested_ms", "max_ms")
+
+    def __init__(self, requested_ms: int, max_ms: int) -> None:
+        super().__init__(
+            f"Requested ttl of {requested_ms} ms exceeds the maximum of {max_ms} ms"
+        )
+        self.requested_ms = requested_ms
+        self.max_ms = max_ms
+
+    def _data(self) -> dict[str, Any]:
+        return {"requestedMs": self.requested_ms, "maxMs": self.max_ms}
+
+
+class AnonymousAccessDenied(TaskError):
+    """The caller has no identity and the store does not allow anonymous use."""
+
+    code = INVALID_PARAMS
+
+    def __init__(self) -> None:
+        super().__init__(
+            "Anonymous access to tasks is disabled; authenticate, or send a "
+            "client or session id"
+        )
+
+
+class InvalidCursor(TaskError):
+    """A ``list`` cursor is malformed or was not issued to this caller."""
+
+    code = INVALID_PARAMS
+    _fields = ("cursor",)
+
+    def __init__(self, cursor: object) -> None:
+        text = repr(cursor)
+        if len(text) > 80:
+            text = text[:77] + "..."
+        super().__init__(f"Invalid cursor: {text}")
+        self.cursor = cursor
+
+    def _data(self) -> dict[str, Any] | None:
+        return {"cursor": self.cursor} if isinstance(self.cursor, str) else None
+
+
+class ResourceExhausted(TaskError):
+    """The caller holds as many live tasks as allowed."""
+
+    code = INTERNAL_ERROR
+    _fields = ("suggested_action",)
+
+    def __init__(self, suggested_action: str | None = None) -> None:
+        msg = "Too many tasks"
+        if suggested_action:
+            msg = f"{msg}. {suggested_action}"
+        super().__init__(msg)
+        self.suggested_action = suggested_action
+
+    def _data(self) -> dict[str, Any] | None:
+        if not self.suggested_action:
+            return None
+        return {"suggestedAction": self.suggested_action}
+
+
+class StoreError(TaskError):
+    """The storage behind the store failed (a backend fault, not bad input)."""
+
+    code = INTERNAL_ERROR
+    _fields = ("message",)
+
+
+class WaitTimeout(TaskError, TimeoutError):
+    """:meth:`wait` gave up before the task reached a terminal status."""
+
+    code = INTERNAL_ERROR
+    _fields = ("task_id", "timeout")
+
+    def __init__(self, task_id: str, timeout: float) -> None:
+        super().__init__(
+            f"Task {_show(task_id)} did not finish within {timeout:g} seconds"
+        )
+        self.task_id = task_id
+        self.timeout = timeout
+
+    def _data(self) -> dict[str, Any]:
+        return {"taskId": self.task_id, "timeout": self.timeout}
+
+
+def _show(task_id: object) -> str:
+    """Return *task_id* for a message, cut short if it is long."""
+    text = str(task_id)
+    return text if len(text) <= 100 else f"{text[:97]}..."
+
+
+def _iso(when: datetime) -> str:
+    return when.isoformat(timespec="milliseconds").replace("+00:00", "Z")

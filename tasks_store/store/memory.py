@@ -1,0 +1,555 @@
+"""
+:class:`InMemoryTaskStore`: striped locks, frozen records, lock-free reads.
+
+Locking
+=======
+
+What each lock guards:
+
+- **Stripe locks** ``_locks[i]`` (a fixed tuple of ``threading.RLock``; task
+  ``t`` belongs to stripe ``hash(t) % stripes``).  Stripe ``i`` guards every
+  write of ``_records[t]`` for its tasks, its expiry heap ``_expiry[i]`` and its
+  waiter count ``_waiting[i]``.  ``_conds[i]`` is a Condition on the same lock.
+- **Owner locks** ``_Owner.lock`` (one ``threading.Lock`` per owner holding
+  tasks).  It guards that owner's ordered keys (for ``list``), its expiry heap
+  and live count (for the quota), and its ``closed`` flag.
+
+Order: a stripe lock, then an owner lock.  A thread holds at most one stripe
+lock and at most one owner lock, and never takes a stripe lock while it holds
+an owner lock.  ``tests/test_locking.py`` wraps the locks and checks this.
+
+Reads: ``get`` and ``get_result`` take no lock.  ``_records`` maps each id to a
+frozen :class:`TaskRecord` that a write replaces whole, so a reader sees the
+old record or the new one, never a mix.  ``list`` holds its owner's lock only
+to bisect and copy a slice of keys; it reads the records unlocked.
+
+Never under a lock: logging, JSON encoding (a result is encoded before the
+lock; variables are merged outside it and swapped in only if the record did
+not change meanwhile, with a locked retry after three lost races), and
+anything a caller passed in, except the injected clock, which ``wait`` reads
+while holding its stripe.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import threading
+import time
+from bisect import bisect_left, insort
+from collections.abc import Callable, Mapping
+from heapq import heappop, heappush
+from typing import Any
+
+from .. import rules
+from ..config import StoreConfig, TaskSecurityConfig
+from ..errors import NotFound, WaitTimeout
+from ..records import TaskPage, TaskRecord
+from ..status import TaskStatus, coerce_status
+from ..wire import dump_result
+from ._base import log_created, log_foreign, log_status
+
+__all__ = ["InMemoryTaskStore"]
+
+# Lock factories; tests replace them to watch the lock order.
+_StripeLock: Callable[[], Any] = threading.RLock
+_OwnerLock: Callable[[], Any] = threading.Lock
+
+_OPTIMISTIC_TRIES = 3
+
+
+class _Owner:
+    """Per-owner bookkeeping; every field is guarded by ``lock``."""
+
+    __slots__ = ("closed", "expiry", "keys", "live", "lock")
+
+    def __init__(self) -> None:
+        self.lock = _OwnerLock()
+        #: (created_ms, seq, task_id) of every task held, ascending.
+        self.keys: list[tuple[int, int, str]] = []
+        #: heap of (expires_at_ms, task_id) of tasks counted live with a TTL.
+        self.expiry: list[tuple[int, str]] = []
+        #: tasks counted against the quota: unexpired ones, TTL or not.
+        self.live = 0
+        #: set once removed from the store's map; creators then look again.
+        self.closed = False
+
+    def prune(self, now_ms: int) -> None:
+        """Stop counting tasks that have expired at *now_ms*.  Cost: O(k log n)."""
+        heap = self.expiry
+        while heap and heap[0][0] <= now_ms:
+            heappop(heap)
+            self.live -= 1
+
+
+class InMemoryTaskStore:
+    """
+    A thread-safe task store in this process's memory.
+
+    Args:
+        config: limits; ``StoreConfig()`` when None.
+        security: quota and anonymous access; ``TaskSecurityConfig()`` when None.
+        poll_interval_ms: the ``pollInterval`` given to new tasks.
+        stripes: how many stripe locks writes are spread over.
+        clock: returns the time in epoch seconds; every timestamp and expiry
+            decision uses it, so tests can move time without sleeping.
+
+    Raises:
+        TypeError: *config*, *security* or *clock* is of the wrong type.
+        ValueError: *poll_interval_ms* is not an int >= 0, or *stripes* not
+            an int >= 1.
+
+    >>> from tasks_store import InMemoryTaskStore, TaskSecurityConfig
+    >>> store = InMemoryTaskStore(security=TaskSecurityConfig(max_tasks_per_owner=5))
+    >>> record = store.create("alice", "tools/call", ttl=60_000)
+    >>> record.status.value
+    'working'
+    >>> done = store.complete_with_result(record.task_id, "alice", "completed", None, {"ok": True})
+    >>> done.status.value
+    'completed'
+    >>> store.get_result(record.task_id, "alice")
+    {'ok': True}
+    """
+
+    def __init__(
+        self,
+        *,
+        config: StoreConfig | None = None,
+        security: TaskSecurityConfig | None = None,
+        poll_interval_ms: int = 5000,
+        stripes: int = 64,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        config = StoreConfig() if config is None else config
+        security = TaskSecurityConfig() if security is None else security
+        if not isinstance(config, StoreConfig):
+            msg = f"config must be a StoreConfig, got {type(config).__name__}"
+            raise TypeError(msg)
+        if not isinstance(security, TaskSecurityConfig):
+            msg = f"security must be a TaskSecurityConfig, got {type(security).__name__}"
+            raise TypeError(msg)
+        if type(poll_interval_ms) is not int or poll_interval_ms < 0:
+            msg = f"poll_interval_ms must be an int >= 0, got {poll_interval_ms!r}"
+            raise ValueError(msg)
+        if type(stripes) is not int or stripes < 1:
+            msg = f"stripes must be an int >= 1, got {stripes!r}"
+            raise ValueError(msg)
+        if not callable(clock):
+            msg = f"clock must be callable, got {type(clock).__name__}"
+            raise TypeError(msg)
+        self._config = config
+        self._security = security
+        self._poll_interval_ms = poll_interval_ms
+        self._clock = clock
+        self._stripes = stripes
+        self._records: dict[str, TaskRecord] = {}
+        self._locks = tuple(_StripeLock() for _ in range(stripes))
+        self._conds = tuple(threading.Condition(lock) for lock in self._locks)
+        self._waiting = [0] * stripes
+        self._expiry: list[list[tuple[int, str]]] = [[] for _ in range(stripes)]
+        self._owners: dict[str, _Owner] = {}
+        self._seq = itertools.count(1)
+        self._secret = os.urandom(16)
+
+    # -- properties -----------------------------------------------------------
+
+    @property
+    def config(self) -> StoreConfig:
+        """The limits this store enforces."""
+        return self._config
+
+    @property
+    def security(self) -> TaskSecurityConfig:
+        """Quota and anonymous-access settings."""
+        return self._security
+
+    @property
+    def poll_interval_ms(self) -> int:
+        """The ``pollInterval`` given to new tasks."""
+        return self._poll_interval_ms
+
+    def __len__(self) -> int:
+        """Return how many tasks are held, expired ones included.  Cost: O(1)."""
+        return len(self._records)
+
+    def __repr__(self) -> str:
+        return f"<InMemoryTaskStore tasks={len(self._records)} stripes={self._stripes}>"
+
+    def _now_ms(self) -> int:
+        return int(self._clock() * 1000)
+
+    # -- create ---------------------------------------------------------------
+
+    def create(
+        self, owner_id: str, request_method: str, ttl: int | None = None
+    ) -> TaskRecord:
+        """
+        Create a working task for *owner_id*; see :meth:`TaskStore.create`.
+
+        Cost: O(log n) in the owner's own tasks; independent of other owners'.
+        Locks: the new task's stripe, then the owner's lock.
+        """
+        owner_id = rules.check_caller(owner_id, self._security)
+        request_method = rules.check_request_method(request_method)
+        ttl_ms = rules.resolve_ttl(ttl, self._config)
+        now_ms = self._now_ms()
+        task_id = rules.new_task_id()
+        record = rules.new_record(
+            task_id,
+            owner_id,
+            request_method,
+            ttl_ms,
+            now_ms,
+            self._poll_interval_ms,
+            next(self._seq),
+        )
+        expires = record.expires_at_ms
+        key = (now_ms, record.seq, task_id)
+        i = hash(task_id) % self._stripes
+        owners = self._owners
+        while True:
+            owner = owners.get(owner_id)
+            if owner is None:
+                owner = owners.setdefault(owner_id, _Owner())
+            with self._locks[i], owner.lock:
+                if owner.closed:
+                    continue  # emptied and dropped meanwhile: look it up again
+                owner.prune(now_ms)
+                if owner.live >= self._security.max_tasks_per_owner:
+                    if not owner.keys:
+                        self._close(owner_id, owner)
+                    rules.check_quota(owner.live, self._security)
+                owner.live += 1
+                keys = owner.keys
+                if not keys or keys[-1] < key:
+                    keys.append(key)
+                else:
+                    insort(keys, key)
+                if expires is not None:
+                    heappush(owner.expiry, (expires, task_id))
+                    heappush(self._expiry[i], (expires, task_id))
+                self._records[task_id] = record
+            break
+        log_created(record)
+        return record
+
+    def _close(self, owner_id: str, owner: _Owner) -> None:
+        """Drop an owner that holds no task.  Caller holds ``owner.lock``."""
+        owner.closed = True
+        if self._owners.get(owner_id) is owner:
+            del self._owners[owner_id]
+
+    # -- reads ----------------------------------------------------------------
+
+    def get(self, task_id: str, owner_id: str) -> TaskRecord:
+        """
+        Return the task's record; see :meth:`TaskStore.get`.
+
+        Cost: O(1): one dict lookup.  Locks: none.
+        """
+        try:
+            record = self._records.get(task_id)
+        except TypeError:  # unhashable id: reported by _not_found
+            record = None
+        if record is None or record.owner_id != owner_id:
+            self._not_found(task_id, owner_id, record)
+        return record  # type: ignore[return-value]
+
+    def _not_found(self, task_id: object, owner_id: object, record: TaskRecord | None) -> None:
+        rules.check_task_id(task_id)
+        owner = rules.check_caller(owner_id, self._security)
+        if record is not None:
+            log_foreign(record.task.task_id, owner, record.owner_id)
+        raise NotFound(task_id)  # type: ignore[arg-type]
+
+    def get_result(self, task_id: str, owner_id: str) -> Any:
+        """
+        Return the result of a terminal task; see :meth:`TaskStore.get_result`.
+
+        Cost: O(1) plus decoding the result.  Locks: none.
+        """
+        record = self.get(task_id, owner_id)
+        return rules.read_result(record, self._now_ms())
+
+    def list(
+        self, owner_id: str, *, cursor: str | None = None, limit: int | None = None
+    ) -> TaskPage:
+        """
+        Return a page of the owner's tasks, newest first; see :meth:`TaskStore.list`.
+
+        Cost: O(log n + limit) in the owner's own tasks; independent of other
+        owners'.  Locks: the owner's lock, for a bisect and a slice copy.
+        """
+        owner_id = rules.check_caller(owner_id, self._security)
+        size = rules.check_limit(limit)
+        tag = rules.owner_tag(self._secret, owner_id)
+        position = None if cursor is None else rules.decode_cursor(cursor, tag)
+        owner = self._owners.get(owner_id)
+        if owner is None:
+            return TaskPage((), None)
+        with owner.lock:
+            keys = owner.keys
+            end = len(keys) if position is None else bisect_left(keys, position)
+            start = max(0, end - size)
+            chunk = keys[start:end]
+        records = self._records
+        tasks = []
+        for key in reversed(chunk):
+            record = records.get(key[2])
+            if record is not None:  # None: removed since the slice was taken
+                tasks.append(record)
+        next_cursor = None
+        if start > 0 and chunk:
+            next_cursor = rules.encode_cursor(chunk[0][0], chunk[0][1], tag)
+        return TaskPage(tuple(tasks), next_cursor)
+
+    # -- writes ---------------------------------------------------------------
+
+    def _write(
+        self,
+        record: TaskRecord,
+        build: Callable[[TaskRecord], TaskRecord],
+        *,
+        optimistic: bool = False,
+    ) -> TaskRecord:
+        """
+        Replace the task's record with ``build(current)``, atomically.
+
+        *record* is the caller's lock-free read.  Optimistic: build outside the
+        lock and swap only if the record is still *record*; after three lost
+        races, build under the lock.  Otherwise build under the lock.
+        """
+        task_id = record.task.task_id
+        i = hash(task_id) % self._stripes
+        records = self._records
+        current: TaskRecord | None = None
+        if optimistic:
+            for _ in range(_OPTIMISTIC_TRIES):
+                new = build(record)
+                with self._locks[i]:
+                    current = records.get(task_id)
+                    if current is record:
+                        records[task_id] = new
+                        if self._waiting[i] and new.task.status.is_terminal:
+                            self._conds[i].notify_all()
+                        break
+                if current is None:
+                    raise NotFound(task_id)
+                record = current
+            else:
+                optimistic = False  # lost every race: build under the lock
+        if not optimistic:
+            with self._locks[i]:
+                current = records.get(task_id)
+                if current is None:
+                    raise NotFound(task_id)  # removed by cleanup_expired meanwhile
+                new = build(current)
+                records[task_id] = new
+                if self._waiting[i] and new.task.status.is_terminal:
+                    self._conds[i].notify_all()
+        if current is not None and new.task.status is not current.task.status:
+            log_status(current, new)
+        return new
+
+    def update_status(
+        self,
+        task_id: str,
+        owner_id: str,
+        new_status: TaskStatus | str,
+        status_message: str | None = None,
+    ) -> TaskRecord:
+        """
+        Move the task to *new_status*; see :meth:`TaskStore.update_status`.
+
+        Cost: O(1).  Locks: the task's stripe.
+        """
+        record = self.get(task_id, owner_id)
+        status = coerce_status(new_status)
+        message = rules.check_message(status_message)
+        now_ms = self._now_ms()
+        return self._write(
+            record, lambda cur: rules.transition(cur, status, message, now_ms)
+        )
+
+    def set_variables(
+        self, task_id: str, owner_id: str, variables: Mapping[str, Any]
+    ) -> TaskRecord:
+        """
+        Merge *variables* into the task's; see :meth:`TaskStore.set_variables`.
+
+        Cost: O(size of the variables), spent outside the lock.
+        Locks: the task's stripe, only to swap.
+        """
+        record = self.get(task_id, owner_id)
+        updates = rules.check_variables(variables)
+        now_ms = self._now_ms()
+        limit = self._config.max_variable_size_bytes
+
+        def build(current: TaskRecord) -> TaskRecord:
+            rules.ensure_live(current, now_ms)
+            merged = rules.merge_variables(current.variables_json, updates, limit)
+            return rules.with_variables(current, merged, now_ms)
+
+        return self._write(record, build, optimistic=True)
+
+    def set_result(self, task_id: str, owner_id: str, result: Any) -> None:
+        """
+        Store *result* on a task that has not ended; see :meth:`TaskStore.set_result`.
+
+        Cost: O(1) plus encoding the result, outside the lock.
+        Locks: the task's stripe.
+        """
+        record = self.get(task_id, owner_id)
+        text = dump_result(result)
+        now_ms = self._now_ms()
+        self._write(record, lambda cur: rules.with_result(cur, text, now_ms))
+
+    def complete_with_result(
+        self,
+        task_id: str,
+        owner_id: str,
+        status: TaskStatus | str,
+        status_message: str | None,
+        result: Any,
+    ) -> TaskRecord:
+        """
+        End the task with *status* and *result* in one step; see
+        :meth:`TaskStore.complete_with_result`.
+
+        Cost: O(1) plus encoding the result, outside the lock.
+        Locks: the task's stripe.
+        """
+        record = self.get(task_id, owner_id)
+        target = rules.check_terminal_status(status)
+        message = rules.check_message(status_message)
+        text = dump_result(result)
+        now_ms = self._now_ms()
+        return self._write(
+            record, lambda cur: rules.complete(cur, target, message, text, now_ms)
+        )
+
+    def cancel(
+        self, task_id: str, owner_id: str, status_message: str | None = None
+    ) -> TaskRecord:
+        """
+        Cancel the task; see :meth:`TaskStore.cancel`.
+
+        Cost: O(1).  Locks: the task's stripe.
+        """
+        return self.update_status(
+            task_id, owner_id, TaskStatus.CANCELLED, status_message
+        )
+
+    # -- expiry ---------------------------------------------------------------
+
+    def cleanup_expired(self) -> int:
+        """
+        Remove every expired task; return how many were removed.
+
+        Cost: O(stripes + k log n) for k tasks removed: no scan of the store.
+        Locks: each stripe in turn, and within it the owners of removed tasks.
+        """
+        now_ms = self._now_ms()
+        records = self._records
+        owners = self._owners
+        removed = 0
+        for i in range(self._stripes):
+            heap = self._expiry[i]
+            with self._locks[i]:
+                if not heap or heap[0][0] > now_ms:
+                    continue
+                while heap and heap[0][0] <= now_ms:
+                    task_id = heappop(heap)[1]
+                    record = records.pop(task_id, None)
+                    if record is None:
+                        continue
+                    removed += 1
+                    owner = owners[record.owner_id]
+                    with owner.lock:
+                        owner.prune(now_ms)
+                        keys = owner.keys
+                        del keys[bisect_left(keys, (record.created_ms, record.seq))]
+                        if not keys:
+                            self._close(record.owner_id, owner)
+                if self._waiting[i]:
+                    self._conds[i].notify_all()
+        return removed
+
+    # -- wait -----------------------------------------------------------------
+
+    def wait(
+        self, task_id: str, owner_id: str, *, timeout: float | None = None
+    ) -> TaskRecord:
+        """
+        Block until the task is terminal; see :meth:`TaskStore.wait`.
+
+        A waiter checks the record and sleeps on its stripe's Condition under
+        one lock; every terminal write and every removal notifies under that
+        lock, so no wake-up is lost.  A task with a TTL is re-checked when it
+        expires.
+
+        Locks: the task's stripe, released while sleeping.
+        """
+        record = self.get(task_id, owner_id)
+        limit = rules.check_timeout(timeout)
+        if rules.wait_done(record, self._now_ms()):
+            return record
+        deadline = None if limit is None else time.monotonic() + limit
+        i = hash(task_id) % self._stripes
+        cond = self._conds[i]
+        with cond:
+            self._waiting[i] += 1
+            try:
+                while True:
+                    current = self._records.get(task_id)
+                    if current is None:
+                        raise NotFound(task_id)
+                    now_ms = self._now_ms()
+                    if rules.wait_done(current, now_ms):
+                        return current
+                    sleep = None
+                    if deadline is not None:
+                        sleep = deadline - time.monotonic()
+                        if sleep <= 0:
+                            raise WaitTimeout(task_id, limit)  # type: ignore[arg-type]
+                    if current.expires_at_ms is not None:
+                        to_expiry = (current.expires_at_ms - now_ms) / 1000
+                        sleep = to_expiry if sleep is None else min(sleep, to_expiry)
+                    cond.wait(sleep)
+            finally:
+                self._waiting[i] -= 1
+
+    # -- invariants -----------------------------------------------------------
+
+    def _check(self) -> None:
+        """
+        Assert every internal invariant.  For tests; call with no writer running.
+
+        Raises:
+            AssertionError: naming the broken invariant.
+        """
+        records = self._records
+        by_owner: dict[str, list[TaskRecord]] = {}
+        for task_id, record in records.items():
+            assert record.task.task_id == task_id, f"{task_id}: keyed under another id"
+            by_owner.setdefault(record.owner_id, []).append(record)
+        assert set(by_owner) == set(self._owners), "owners map != owners holding tasks"
+        for owner_id, owned in by_owner.items():
+            owner = self._owners[owner_id]
+            assert not owner.closed, f"{owner_id!r}: closed owner still mapped"
+            expected = sorted((r.created_ms, r.seq, r.task.task_id) for r in owned)
+            assert owner.keys == expected, f"{owner_id!r}: keys out of step with records"
+            counted = {task_id for _, task_id in owner.expiry}
+            assert len(counted) == len(owner.expiry), f"{owner_id!r}: duplicate expiry"
+            assert counted <= {r.task.task_id for r in owned}, f"{owner_id!r}: stray expiry"
+            unlimited = sum(r.expires_at_ms is None for r in owned)
+            assert owner.live == unlimited + len(counted), f"{owner_id!r}: live count off"
+        for i, heap in enumerate(self._expiry):
+            ids = [task_id for _, task_id in heap]
+            assert len(ids) == len(set(ids)), f"stripe {i}: duplicate expiry entry"
+            for task_id in ids:
+                assert hash(task_id) % self._stripes == i, f"{task_id}: wrong stripe"
+        timed = {t for t, r in records.items() if r.expires_at_ms is not None}
+        queued = {task_id for heap in self._expiry for _, task_id in heap}
+        assert timed <= queued, "a task with a TTL is missing from the expiry heaps"
+        assert not any(self._waiting), "waiter count left above zero"
