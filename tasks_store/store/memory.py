@@ -226,8 +226,9 @@ class InMemoryTaskStore:
                 else:
                     insort(keys, key)
                 if expires is not None:
-                    heappush(owner.expiry, (expires, task_id))
-                    heappush(self._expiry[i], (expires, task_id))
+                    entry = (expires, task_id)  # one tuple, shared by both heaps
+                    heappush(owner.expiry, entry)
+                    heappush(self._expiry[i], entry)
                 self._records[task_id] = record
             break
         log_created(record)
