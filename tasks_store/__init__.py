@@ -8,6 +8,7 @@ converter), ``errors``, ``config`` and ``security`` (limits, owners),
 """
 
 from .config import StoreConfig, TaskSecurityConfig
+from .context import TaskContext
 from .errors import (
     AnonymousAccessDenied,
     Expired,
@@ -23,6 +24,7 @@ from .errors import (
     VariableSizeExceeded,
     WaitTimeout,
 )
+from .jsonrpc import TasksRpc
 from .records import (
     MODEL_IMMEDIATE_RESPONSE_META_KEY,
     RELATED_TASK_META_KEY,
@@ -33,6 +35,7 @@ from .records import (
     TaskRecord,
     related_task_meta,
 )
+from .runner import TaskRunner
 from .security import DEFAULT_LOCAL_OWNER, resolve_owner_id
 from .status import TaskStatus
 from .store import InMemoryTaskStore, TaskStore
@@ -56,12 +59,15 @@ __all__ = [
     "StoreConfig",
     "StoreError",
     "Task",
+    "TaskContext",
     "TaskError",
     "TaskPage",
     "TaskRecord",
+    "TaskRunner",
     "TaskSecurityConfig",
     "TaskStatus",
     "TaskStore",
+    "TasksRpc",
     "TtlExceeded",
     "VariableSizeExceeded",
     "WaitTimeout",
