@@ -3,17 +3,23 @@ Shared fixtures: an injected clock and a ``store`` built for every backend.
 
 ``BACKENDS`` lists the store backends; every test that takes ``store`` or
 ``make_store`` runs once per backend.  A backend is a factory taking the
-store's keyword arguments.
+store's keyword arguments.  The Redis backend runs on one ``redis-server``
+started for the session (``redis_server``), flushed before each test.
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
+import redis
 
 from tasks_store import InMemoryTaskStore, TaskStore
+
+from .redis_server import RedisServer
 
 START = 1_764_066_600.0  # 2025-11-25T10:30:00Z
 
@@ -35,7 +41,35 @@ def _memory(request: pytest.FixtureRequest) -> Callable[..., TaskStore]:
     return InMemoryTaskStore
 
 
-BACKENDS = [pytest.param(_memory, id="memory")]
+def _redis(request: pytest.FixtureRequest) -> Callable[..., TaskStore]:
+    from tasks_store.redis import RedisTaskStore
+
+    client = request.getfixturevalue("redis_client")
+    return functools.partial(RedisTaskStore, client)
+
+
+BACKENDS = [
+    pytest.param(_memory, id="memory"),
+    pytest.param(_redis, id="redis", marks=pytest.mark.redis),
+]
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    """A redis-server of the whole session on a free loopback port; fails if it cannot start."""
+    server = RedisServer(Path(tmp_path_factory.mktemp("redis")))
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def redis_client(redis_server: RedisServer) -> Iterator[redis.Redis]:
+    """A client of the session's server, which is flushed first."""
+    client = redis_server.client()
+    client.flushall()
+    yield client
+    client.close()
 
 
 @pytest.fixture
