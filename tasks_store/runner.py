@@ -251,7 +251,7 @@ def _outcome(request_method: str, result: Any) -> tuple[TaskStatus, str | None]:
         and isinstance(result, Mapping)
         and result.get("isError") is True
     ):
-        text = "The tool call failed."
+        text = "Tool call failed."
         content = result.get("content")
         if isinstance(content, list):
             for block in content:
