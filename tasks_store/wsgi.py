@@ -28,6 +28,7 @@ from collections.abc import Callable, Iterable, Mapping
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
+from .errors import TaskError
 from .jsonrpc import (
     INTERNAL_ERROR,
     INVALID_REQUEST,
@@ -177,10 +178,10 @@ class TasksApp:
             return _error(411, INVALID_REQUEST, "Content-Length is required")
         try:
             owner_id = self._owner_from_environ(environ)
-        except Exception as exc:  # e.g. InvalidParams from resolve_owner_id
+        except TaskError as exc:  # e.g. InvalidParams from resolve_owner_id
             logger.warning("could not resolve the owner: %s", exc)
             response: dict[str, Any] | None = error_response(None, error_object(exc))
-        else:
+        else:  # any other exception: a fault of the app, answered 500 by __call__
             response = self._rpc.handle_json(body, owner_id)
         if response is None:
             return "202 Accepted", [], b""
