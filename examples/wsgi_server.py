@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import signal
 import time
 from typing import Any
 
@@ -45,6 +46,10 @@ def slow_count(arguments: dict[str, Any], ctx: TaskContext | None) -> dict[str, 
     return {"content": [{"type": "text", "text": f"Counted to {steps}."}]}
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def main(argv: list[str] | None = None) -> None:
     """Parse the command line and serve until interrupted."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -58,6 +63,7 @@ def main(argv: list[str] | None = None) -> None:
     rpc = TasksRpc(store, result_timeout=60.0)
     app = TasksApp(rpc, tools={"slow_count": slow_count})
     server = waitress.create_server(app, host=args.host, port=args.port, threads=args.threads)
+    signal.signal(signal.SIGTERM, _interrupt)  # stop on SIGTERM as on Ctrl-C
     print(f"MCP tasks demo listening on http://{args.host}:{server.effective_port}/mcp", flush=True)
     try:
         server.run()
