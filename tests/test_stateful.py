@@ -504,3 +504,32 @@ class TestMemoryStore(MemoryMachine.TestCase):  # type: ignore[misc,name-defined
     """Any sequence of calls on the in-memory store agrees with the plain-dict model."""
 
     settings = MACHINE_SETTINGS
+
+
+class RedisMachine(StoreMachine):
+    """The machine over :class:`RedisTaskStore` on the session's server, checking its keys too."""
+
+    #: The session server's client, set by :class:`TestRedisStore`'s fixture.
+    client: Any = None
+
+    def make_store(self, **kwargs: Any) -> Any:
+        from tasks_store.redis import RedisTaskStore
+
+        RedisMachine.client.flushall()
+        return RedisTaskStore(RedisMachine.client, **kwargs)
+
+    def check_internals(self) -> None:
+        self.store._check()
+
+
+@pytest.mark.redis
+class TestRedisStore(RedisMachine.TestCase):  # type: ignore[misc,name-defined]
+    """Any sequence of calls on the Redis store agrees with the plain-dict model."""
+
+    settings = MACHINE_SETTINGS
+
+    @pytest.fixture(autouse=True)
+    def _redis_client(self, redis_client: Any) -> Any:
+        RedisMachine.client = redis_client
+        yield
+        RedisMachine.client = None
