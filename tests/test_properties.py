@@ -17,6 +17,7 @@ nothing.
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -66,6 +67,11 @@ moves = st.one_of(
 var_keys = st.one_of(st.text(alphabet="abcdé€", min_size=1, max_size=2), texts)
 var_maps = st.dictionaries(var_keys, json_values.filter(lambda v: v is not None), max_size=5)
 var_updates = st.dictionaries(var_keys, st.one_of(st.none(), json_values), max_size=5)
+
+
+def _fresh_owner() -> str:
+    """A new owner per example: a backend's stores may share one server's data."""
+    return f"owner-{uuid.uuid4()}"
 
 
 def _allowed(source: str, target: str) -> bool:
@@ -141,15 +147,15 @@ def _message(move: tuple[Any, ...]) -> str | None:
     return move[1] if move[0] == "cancel" else move[2]
 
 
-def _apply(store: Any, task_id: str, move: tuple[Any, ...]) -> Any:
+def _apply(store: Any, task_id: str, owner: str, move: tuple[Any, ...]) -> Any:
     kind = move[0]
     if kind == "update":
-        return store.update_status(task_id, OWNER, move[1], move[2])
+        return store.update_status(task_id, owner, move[1], move[2])
     if kind == "complete":
-        return store.complete_with_result(task_id, OWNER, move[1], move[2], move[3])
+        return store.complete_with_result(task_id, owner, move[1], move[2], move[3])
     if kind == "cancel":
-        return store.cancel(task_id, OWNER, move[1])
-    return store.set_result(task_id, OWNER, move[1])
+        return store.cancel(task_id, owner, move[1])
+    return store.set_result(task_id, owner, move[1])
 
 
 @settings(_per_example)
@@ -159,10 +165,11 @@ def test_store_accepts_exactly_the_allowed_moves(
 ) -> None:
     """Through a store, rejected moves change nothing and terminal tasks never change."""
     store = make_store(clock=FakeClock())
-    task_id = store.create(OWNER, "tools/call").task_id
+    owner = _fresh_owner()
+    task_id = store.create(owner, "tools/call").task_id
     status, message, result = "working", None, NO_RESULT
     for move in moves:
-        before = store.get(task_id, OWNER)
+        before = store.get(task_id, owner)
         target = _target(move)
         if target is None:  # set_result: allowed until the task ends
             accepted = status not in TERMINAL
@@ -171,17 +178,17 @@ def test_store_accepts_exactly_the_allowed_moves(
             assert accepted == TaskStatus(status).can_transition_to(target)
         if not accepted:
             with pytest.raises(InvalidTransition):
-                _apply(store, task_id, move)
-            assert _snapshot(before) == _snapshot(store.get(task_id, OWNER))
+                _apply(store, task_id, owner, move)
+            assert _snapshot(before) == _snapshot(store.get(task_id, owner))
             continue
-        returned = _apply(store, task_id, move)
+        returned = _apply(store, task_id, owner, move)
         if target is None:
             result = move[1]
         else:
             status, message = target, _message(move)
         if move[0] == "complete":
             result = move[3]
-        record = store.get(task_id, OWNER)
+        record = store.get(task_id, owner)
         if returned is not None:
             assert _snapshot(returned) == _snapshot(record)
         assert (status, message) == (record.task.status.value, record.task.status_message)
@@ -259,20 +266,21 @@ def test_store_merge_matches_dict_model(
     current, updates, limit = case
     limit = max(limit, _size(current))  # the starting map must fit
     store = make_store(clock=FakeClock(), config=StoreConfig(max_variable_size_bytes=limit))
-    task_id = store.create(OWNER, "tools/call").task_id
-    store.set_variables(task_id, OWNER, current)
-    before = store.get(task_id, OWNER)
+    owner = _fresh_owner()
+    task_id = store.create(owner, "tools/call").task_id
+    store.set_variables(task_id, owner, current)
+    before = store.get(task_id, owner)
     expected = _merge(current, updates)
     size = _size(expected)
     if size > limit:
         with pytest.raises(VariableSizeExceeded) as caught:
-            store.set_variables(task_id, OWNER, updates)
+            store.set_variables(task_id, owner, updates)
         assert (limit, size) == (caught.value.limit_bytes, caught.value.actual_bytes)
-        assert _snapshot(before) == _snapshot(store.get(task_id, OWNER))
+        assert _snapshot(before) == _snapshot(store.get(task_id, owner))
     else:
-        returned = store.set_variables(task_id, OWNER, updates)
+        returned = store.set_variables(task_id, owner, updates)
         assert expected == dict(returned.variables)
-        assert expected == dict(store.get(task_id, OWNER).variables)
+        assert expected == dict(store.get(task_id, owner).variables)
         assert before.task.status == returned.task.status
 
 
@@ -286,14 +294,15 @@ def test_store_merge_sequence_matches_dict_model(
 ) -> None:
     """Over many merges, the stored map always equals the model; refused merges leave no trace."""
     store = make_store(clock=FakeClock(), config=StoreConfig(max_variable_size_bytes=limit))
-    task_id = store.create(OWNER, "tools/call").task_id
+    owner = _fresh_owner()
+    task_id = store.create(owner, "tools/call").task_id
     model: dict[str, Any] = {}
     for updates in batches:
         candidate = _merge(model, updates)
         if _size(candidate) > limit:
             with pytest.raises(VariableSizeExceeded):
-                store.set_variables(task_id, OWNER, updates)
+                store.set_variables(task_id, owner, updates)
         else:
-            store.set_variables(task_id, OWNER, updates)
+            store.set_variables(task_id, owner, updates)
             model = candidate
-        assert model == dict(store.get(task_id, OWNER).variables)
+        assert model == dict(store.get(task_id, owner).variables)
