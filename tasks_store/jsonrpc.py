@@ -387,6 +387,7 @@ class TasksRpc:
             raise _Answer(result.to_dict())
         if not isinstance(result, dict):
             msg = f"task {task_id} holds a result that is not a JSON object"
+            logger.error("%s", msg)
             raise StoreError(msg)
         meta = result.get("_meta")
         meta = dict(meta) if isinstance(meta, dict) else {}
@@ -472,12 +473,15 @@ def _call_tool(
         return {"content": [{"type": "text", "text": text}], "isError": True}
     if not isinstance(out, Mapping) or not isinstance(out.get("content"), list):
         msg = f"tool {name!r} returned something that is not a CallToolResult"
+        logger.error("%s", msg)
         raise StoreError(msg)
     result = dict(out)
     try:
         check_json(result, "tool result")
     except InvalidParams as exc:
-        raise StoreError(f"tool {name!r}: {exc.message}") from None
+        msg = f"tool {name!r}: {exc.message}"
+        logger.error("%s", msg)
+        raise StoreError(msg) from None
     return result
 
 
