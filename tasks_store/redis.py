@@ -686,6 +686,8 @@ class RedisTaskStore:
         limit = rules.check_timeout(timeout)
         if rules.wait_done(record, self._now_ms()):
             return record
+        if limit == 0:
+            raise WaitTimeout(record.task.task_id, limit)
         deadline = None if limit is None else time.monotonic() + limit
         task_id = record.task.task_id
         with self._guard("wait"):
