@@ -1,0 +1,700 @@
+"""
+The five measurements: latency, floor, size scaling, thread scaling, memory.
+
+Each ``run_*`` function takes the store entries, the :class:`Settings` and a
+progress callback, and returns a JSON-ready dict of figures.  Stores are
+measured one after another in the same process, on the same data, with the
+same seeded random choices, so ratios between them come from one run.
+"""
+
+from __future__ import annotations
+
+import gc
+import random
+import statistics
+import sys
+import threading
+import time
+import tracemalloc
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from .stores import ALL_OPS, RESULT, StoreEntry, StoreUnavailable, Target
+from .timing import gc_paused, per_call, summary, timer_overhead_ns
+
+__all__ = [
+    "FULL",
+    "QUICK",
+    "Settings",
+    "run_floor",
+    "run_latency",
+    "run_memory",
+    "run_sizes",
+    "run_threads",
+]
+
+Progress = Callable[[str], None]
+
+PROBE_OWNER = "probe-owner"
+#: TTL of the tasks a fill creates: the contract stores' default, one hour.
+FILL_TTL_MS = 3_600_000
+#: Three small keys, as ``set_variables`` is measured with.
+SMALL_VARIABLES = {"step": 3, "phase": "fetch", "done": False}
+#: Variables whose compact JSON is exactly 1 KiB: ``{"blob":"xx...x"}``.
+KIB_VARIABLES = {"blob": "x" * (1024 - len('{"blob":""}'))}
+PAGE = 50
+
+
+@dataclass(frozen=True)
+class Settings:
+    """How big and how long every measurement is; see :data:`FULL` and :data:`QUICK`."""
+
+    quick: bool
+    seed: int
+    owners: int
+    probe_tasks: int
+    latency_size: int
+    repeats: int
+    samples: int
+    warmup: int
+    budget_s: float
+    thread_counts: tuple[int, ...]
+    thread_size: int
+    thread_seconds: float
+    thread_repeats: int
+    sizes: tuple[int, ...]
+    size_samples: int
+    cleanup_samples: int
+    memory_size: int
+    floor_lookups: int
+
+
+FULL = Settings(
+    quick=False,
+    seed=20251125,
+    owners=1000,
+    probe_tasks=200,
+    latency_size=10_000,
+    repeats=5,
+    samples=1000,
+    warmup=200,
+    budget_s=4.0,
+    thread_counts=(1, 2, 4, 8, 16),
+    thread_size=10_000,
+    thread_seconds=1.0,
+    thread_repeats=3,
+    sizes=(1_000, 10_000, 100_000),
+    size_samples=400,
+    cleanup_samples=3,
+    memory_size=100_000,
+    floor_lookups=100_000,
+)
+
+QUICK = Settings(
+    quick=True,
+    seed=20251125,
+    owners=100,
+    probe_tasks=200,
+    latency_size=1_000,
+    repeats=3,
+    samples=100,
+    warmup=20,
+    budget_s=0.1,
+    thread_counts=(1, 2, 4, 8, 16),
+    thread_size=1_000,
+    thread_seconds=0.05,
+    thread_repeats=1,
+    sizes=(1_000, 2_000, 4_000),
+    size_samples=50,
+    cleanup_samples=1,
+    memory_size=2_000,
+    floor_lookups=10_000,
+)
+
+
+def owner_names(n: int) -> list[str]:
+    """Return *n* owner ids, built once: every task of an owner shares its string."""
+    return [f"owner-{i:04d}" for i in range(n)]
+
+
+@dataclass
+class Fill:
+    """What a store was filled with: (task_id, owner_id) pairs."""
+
+    tasks: list[tuple[str, str]]
+    probe: list[tuple[str, str]]
+    owners: list[str]
+
+
+def fill(target: Target, size: int, settings: Settings, *, probe: bool = True) -> Fill:
+    """
+    Fill *target* with *size* tasks round-robin over the owners, plus the probe's.
+
+    Uses the target's ``load`` (its ``create`` for ``InMemoryTaskStore``).
+    """
+    owners = owner_names(settings.owners)
+    load = target.load
+    with gc_paused():
+        probe_tasks = (
+            [(load(PROBE_OWNER, FILL_TTL_MS), PROBE_OWNER) for _ in range(settings.probe_tasks)]
+            if probe
+            else []
+        )
+        tasks = []
+        for i in range(size):
+            owner = owners[i % len(owners)]
+            tasks.append((load(owner, FILL_TTL_MS), owner))
+    return Fill(tasks, probe_tasks, owners)
+
+
+def _build(entry: StoreEntry, concurrent: bool) -> tuple[Target | None, str | None]:
+    try:
+        return entry.factory(concurrent), None
+    except StoreUnavailable as exc:
+        return None, str(exc)
+
+
+def _us(stats: dict[str, Any]) -> dict[str, Any]:
+    """Convert a :func:`summary` in ns to µs."""
+    return {
+        key: (value / 1000 if key != "samples" and value is not None else value)
+        for key, value in stats.items()
+    }
+
+
+# -- per-operation timing ------------------------------------------------------
+
+
+class _OpTimer:
+    """Times one operation on one filled store: warm-up, then repeats."""
+
+    def __init__(self, settings: Settings, samples: int, overhead_ns: float) -> None:
+        self.settings = settings
+        self.samples = samples
+        self.overhead_ns = overhead_ns
+
+    def run(
+        self,
+        fn: Callable[..., Any],
+        argsets: Sequence[tuple[Any, ...]],
+        *,
+        after_repeat: Callable[[list[Any]], None] | None = None,
+    ) -> dict[str, Any]:
+        """
+        Time *fn* over *argsets*: the first ``warmup`` untimed, then repeats.
+
+        With *after_repeat*, each repeat keeps the return values and hands
+        them over, untimed, once the repeat is done.
+        """
+        s = self.settings
+        warm = min(s.warmup, max(0, len(argsets) - s.repeats))
+        start = time.perf_counter()
+        warm_deadline = start + s.budget_s / 4
+        for args in argsets[:warm]:
+            fn(*args)
+            if time.perf_counter() > warm_deadline:
+                break
+        rest = argsets[warm:]
+        per = max(1, min(self.samples, len(rest) // s.repeats))
+        begun = time.perf_counter()
+        repeats: list[list[int]] = []
+        for r in range(s.repeats):
+            chunk = rest[r * per : (r + 1) * per]
+            deadline = begun + s.budget_s * (r + 1) / s.repeats
+            kept: list[Any] | None = [] if after_repeat is not None else None
+            repeats.append(per_call(fn, chunk, deadline=deadline, min_samples=3, keep=kept))
+            if after_repeat is not None and kept is not None:
+                after_repeat(kept)
+        return _us(summary(repeats, self.overhead_ns))
+
+    def cleanup(self, target: Target, data: Fill, size: int) -> dict[str, Any]:
+        """Time ``cleanup_expired`` removing 1% of *size* tasks, repeatedly."""
+        assert target.cleanup_expired is not None
+        k = max(1, size // 100)
+        owners = data.owners
+        repeats: list[list[int]] = []
+        removed: list[int] = []
+        begun = time.perf_counter()
+        pc = time.perf_counter_ns
+        target.cleanup_expired()  # warm-up: nothing to remove
+        for r in range(self.settings.repeats):
+            deadline = begun + self.settings.budget_s * 2 * (r + 1) / self.settings.repeats
+            samples: list[int] = []
+            for _ in range(self.settings.cleanup_samples):
+                for i in range(k):
+                    target.load(owners[i % len(owners)], 1)  # expires in 1 ms
+                time.sleep(0.005)
+                with gc_paused():
+                    t0 = pc()
+                    count = target.cleanup_expired()
+                    t1 = pc()
+                samples.append(t1 - t0)
+                removed.append(count)
+                if time.perf_counter() > deadline:
+                    break
+            repeats.append(samples)
+        stats = _us(summary(repeats, self.overhead_ns))
+        stats["removed"] = statistics.median(removed)
+        return stats
+
+
+def _probe_cursors(target: Target, owner: str, pages: int) -> list[str | None]:
+    """Walk the first *pages* pages of *owner*'s list; return the cursor of each."""
+    cursors: list[str | None] = [None]
+    cursor: str | None = None
+    for _ in range(pages - 1):
+        cursor = target.next_cursor(target.list(owner, cursor=cursor, limit=PAGE))
+        if cursor is None:
+            break
+        cursors.append(cursor)
+    return cursors
+
+
+def _measure_ops(
+    target: Target,
+    entry: StoreEntry,
+    data: Fill,
+    size: int,
+    ops: Sequence[str],
+    settings: Settings,
+    rng: random.Random,
+    samples: int,
+    overhead_ns: float,
+    *,
+    on_probe: bool,
+    progress: Progress,
+    label: str,
+) -> dict[str, dict[str, Any]]:
+    """
+    Time each of *ops* on a filled store; return op -> figures (µs).
+
+    *on_probe*: ``get`` reads the probe owner's tasks and ``create`` adds to
+    the probe owner (size scaling); otherwise both spread over all owners.
+    """
+    timer = _OpTimer(settings, samples, overhead_ns)
+    n = settings.warmup + settings.repeats * samples
+    out: dict[str, dict[str, Any]] = {}
+    pool = list(data.tasks)
+    rng.shuffle(pool)
+    half = len(pool) // 2
+    for op in ops:
+        progress(f"{label} · {entry.name} · {op}")
+        fn = getattr(target, op)
+        if fn is None or op not in entry.supports:
+            out[op] = {"unsupported": target.notes.get(op, "not in this store")}
+            continue
+        if op == "get":
+            source = data.probe if on_probe else data.tasks
+            args: list[tuple[Any, ...]] = [rng.choice(source) for _ in range(n)]
+            out[op] = timer.run(fn, args)
+        elif op == "list":
+            cursors = _probe_cursors(target, PROBE_OWNER, settings.probe_tasks // PAGE)
+            args = [(PROBE_OWNER, cursors[i % len(cursors)]) for i in range(n)]
+
+            def list_page(owner: str, cursor: str | None, _list: Any = fn) -> Any:
+                return _list(owner, cursor=cursor, limit=PAGE)
+
+            out[op] = timer.run(list_page, args)
+        elif op == "update_status":
+            args = [(tid, owner, "input_required") for tid, owner in pool[: min(n, half)]]
+            out[op] = timer.run(fn, args)
+        elif op == "set_variables":
+            args = [(*rng.choice(data.tasks), SMALL_VARIABLES) for _ in range(n)]
+            out[op] = timer.run(fn, args)
+        elif op == "create":
+            owners = [PROBE_OWNER] if on_probe else data.owners
+            ttl = target.create_ttl_ms
+            args = [(owners[i % len(owners)], "tools/call", ttl) for i in range(n)]
+            out[op] = timer.run(fn, args, after_repeat=target.remove)
+        elif op == "complete_with_result":
+            args = [(tid, owner, "completed", None, RESULT) for tid, owner in pool[:half][:n]]
+            out[op] = timer.run(fn, args)
+        elif op == "cancel":
+            args = [(tid, owner) for tid, owner in pool[half:][:n]]
+            out[op] = timer.run(fn, args)
+        elif op == "cleanup_expired":
+            out[op] = timer.cleanup(target, data, size)
+        else:  # pragma: no cover - ALL_OPS is closed
+            raise ValueError(op)
+    return out
+
+
+def _driver_overhead_us(target: Target) -> float | None:
+    """Median µs of one empty call through the target's driver (None: direct)."""
+    if target.driver_overhead is None:
+        return None
+    overhead = timer_overhead_ns()
+    times = per_call(
+        target.driver_overhead, [()] * 2000, deadline=time.perf_counter() + 1.0, min_samples=50
+    )
+    return max(0.0, statistics.median(times) - overhead) / 1000
+
+
+# -- 1. latency ----------------------------------------------------------------
+
+
+def run_latency(
+    entries: Sequence[StoreEntry], settings: Settings, progress: Progress
+) -> dict[str, Any]:
+    """Per-operation latency, one thread, each store holding ``latency_size`` tasks."""
+    overhead = timer_overhead_ns()
+    rows: list[dict[str, Any]] = []
+    drivers: dict[str, float] = {}
+    for entry in entries:
+        rng = random.Random(settings.seed)
+        target, reason = _build(entry, False)
+        if target is None:
+            for op in ALL_OPS:
+                progress(f"latency · {entry.name} · {op}")
+                rows.append({"store": entry.name, "op": op, "unavailable": reason})
+            continue
+        try:
+            data = fill(target, settings.latency_size, settings)
+            driver = _driver_overhead_us(target)
+            if driver is not None:
+                drivers[entry.name] = driver
+            figures = _measure_ops(
+                target,
+                entry,
+                data,
+                settings.latency_size,
+                ALL_OPS,
+                settings,
+                rng,
+                settings.samples,
+                overhead,
+                on_probe=False,
+                progress=progress,
+                label="latency",
+            )
+        finally:
+            target.close()
+        rows.extend({"store": entry.name, "op": op, **fig} for op, fig in figures.items())
+    return {
+        "size": settings.latency_size,
+        "owners": settings.owners,
+        "timer_overhead_ns": overhead,
+        "driver_overhead_us": drivers,
+        "rows": rows,
+    }
+
+
+# -- 5. floor ------------------------------------------------------------------
+
+
+class _Floor:
+    """The least a thread-safe lookup can cost: a lock and a dict, no checks."""
+
+    def __init__(self, keys: Sequence[str]) -> None:
+        self._lock = threading.Lock()
+        self._d: dict[str, None] = dict.fromkeys(keys)
+
+    def get(self, task_id: str, owner_id: str) -> None:
+        with self._lock:
+            return self._d[task_id]
+
+
+def _loop_empty(seq: Sequence[tuple[str, str]]) -> int:
+    pc = time.perf_counter_ns
+    t0 = pc()
+    for _tid, _owner in seq:
+        pass
+    return pc() - t0
+
+
+def _loop_inline(seq: Sequence[tuple[str, str]], lock: Any, d: dict[str, None]) -> int:
+    pc = time.perf_counter_ns
+    t0 = pc()
+    for tid, _owner in seq:
+        with lock:
+            d[tid]
+    return pc() - t0
+
+
+def _loop_call(seq: Sequence[tuple[str, str]], fn: Callable[[str, str], Any]) -> int:
+    pc = time.perf_counter_ns
+    t0 = pc()
+    for tid, owner in seq:
+        fn(tid, owner)
+    return pc() - t0
+
+
+def run_floor(
+    entries: Sequence[StoreEntry], settings: Settings, progress: Progress
+) -> dict[str, Any]:
+    """
+    ``get`` against the floor, in ns per lookup, each net of the bare loop.
+
+    Per repeat, in turn: the bare ``for`` loop, ``with lock: d[key]`` inline,
+    the same in a method (``_Floor.get``), and the store's ``get``, over the
+    same seeded sequence of the store's own ids.
+    """
+    rows: list[dict[str, Any]] = []
+    for entry in entries:
+        progress(f"floor · {entry.name}")
+        rng = random.Random(settings.seed)
+        target, reason = _build(entry, False)
+        if target is None:
+            rows.append({"store": entry.name, "unavailable": reason})
+            continue
+        try:
+            data = fill(target, settings.latency_size, settings, probe=False)
+            get = target.get
+            probe = [rng.choice(data.tasks) for _ in range(20)]
+            for tid, owner in probe:  # warm-up, and an estimate of the cost
+                get(tid, owner)
+            est = max(1, _loop_call(probe, get)) / len(probe)
+            per_repeat = settings.budget_s * 1e9 / settings.repeats
+            n = int(min(settings.floor_lookups, max(50, per_repeat / est)))
+            seq = [rng.choice(data.tasks) for _ in range(n)]
+            floor = _Floor([tid for tid, _ in data.tasks])
+            lock, d = floor._lock, floor._d
+            figures: dict[str, list[float]] = {"inline": [], "method": [], "get": []}
+            _loop_inline(seq, lock, d)  # warm-up
+            _loop_call(seq[: min(n, 1000)], get)
+            for _ in range(settings.repeats):
+                with gc_paused():
+                    empty = _loop_empty(seq)
+                    figures["inline"].append((_loop_inline(seq, lock, d) - empty) / n)
+                    figures["method"].append((_loop_call(seq, floor.get) - empty) / n)
+                    figures["get"].append((_loop_call(seq, get) - empty) / n)
+        finally:
+            target.close()
+        row: dict[str, Any] = {"store": entry.name, "lookups": n}
+        for name, values in figures.items():
+            row[name] = {
+                "median": statistics.median(values),
+                "min": min(values),
+                "max": max(values),
+            }
+        row["get_over_inline"] = row["get"]["median"] / row["inline"]["median"]
+        row["get_over_method"] = row["get"]["median"] / row["method"]["median"]
+        rows.append(row)
+    return {"size": settings.latency_size, "rows": rows}
+
+
+# -- 3. size scaling -------------------------------------------------------------
+
+SIZE_OPS = ("create", "get", "list", "cleanup_expired")
+
+
+def run_sizes(
+    entries: Sequence[StoreEntry], settings: Settings, progress: Progress
+) -> dict[str, Any]:
+    """Cost of create/get/list/cleanup as other owners' tasks grow; probe owner fixed."""
+    overhead = timer_overhead_ns()
+    rows: list[dict[str, Any]] = []
+    for entry in entries:
+        for size in settings.sizes:
+            rng = random.Random(settings.seed)
+            target, reason = _build(entry, False)
+            if target is None:
+                for op in SIZE_OPS:
+                    progress(f"size {size:,} · {entry.name} · {op}")
+                    rows.append(
+                        {"store": entry.name, "op": op, "size": size, "unavailable": reason}
+                    )
+                continue
+            try:
+                data = fill(target, size, settings)
+                figures = _measure_ops(
+                    target,
+                    entry,
+                    data,
+                    size,
+                    ("get", "list", "create", "cleanup_expired"),
+                    settings,
+                    rng,
+                    settings.size_samples,
+                    overhead,
+                    on_probe=True,
+                    progress=progress,
+                    label=f"size {size:,}",
+                )
+            finally:
+                target.close()
+            rows.extend(
+                {"store": entry.name, "op": op, "size": size, **fig}
+                for op, fig in figures.items()
+            )
+            del data, target
+            gc.collect()
+    return {
+        "sizes": list(settings.sizes),
+        "owners": settings.owners,
+        "probe_tasks": settings.probe_tasks,
+        "rows": rows,
+    }
+
+
+# -- 2. thread scaling -----------------------------------------------------------
+
+
+Plan = list[tuple[int, str, str, Any]]
+
+
+def _plan(rng: random.Random, data: Fill, length: int) -> Plan:
+    """A thread's ops: 70% get, 20% set_variables, 10% create+complete."""
+    plan: Plan = []
+    for i in range(length):
+        tid, owner = rng.choice(data.tasks)
+        roll = rng.random()
+        if roll < 0.7:
+            plan.append((0, tid, owner, None))
+        elif roll < 0.9:
+            plan.append((1, tid, owner, {"step": i, "phase": "fetch", "done": False}))
+        else:
+            plan.append((2, tid, owner, None))
+    return plan
+
+
+def _mixed_run(target: Target, plans: list[Plan], seconds: float) -> float:
+    """Run one thread per plan for *seconds*; return total store calls per second."""
+    threads = len(plans)
+    barrier = threading.Barrier(threads + 1)
+    stop = [False]
+    counts = [0] * threads
+    errors: list[BaseException] = []
+    get, write = target.get, target.mixed_write
+    create, complete, task_id = target.create, target.complete_with_result, target.task_id
+    assert write is not None
+
+    def worker(index: int) -> None:
+        plan = plans[index]
+        mask = len(plan) - 1  # a power of two
+        done = 0
+        i = 0
+        barrier.wait()
+        try:
+            while not stop[0]:
+                kind, tid, owner, variables = plan[i & mask]
+                i += 1
+                if kind == 0:
+                    get(tid, owner)
+                    done += 1
+                elif kind == 1:
+                    write(tid, owner, variables)
+                    done += 1
+                else:
+                    record = create(owner, "tools/call", None)
+                    complete(task_id(record), owner, "completed", None, RESULT)
+                    done += 2
+        except BaseException as exc:  # reported by the main thread
+            errors.append(exc)
+        counts[index] = done
+
+    workers = [threading.Thread(target=worker, args=(i,)) for i in range(threads)]
+    for w in workers:
+        w.start()
+    with gc_paused():
+        barrier.wait()
+        t0 = time.perf_counter()
+        time.sleep(seconds)
+        stop[0] = True
+        for w in workers:
+            w.join()
+        elapsed = time.perf_counter() - t0
+    if errors:
+        raise errors[0]
+    return sum(counts) / elapsed
+
+
+def run_threads(
+    entries: Sequence[StoreEntry], settings: Settings, progress: Progress
+) -> dict[str, Any]:
+    """Total ops/s of the mixed workload on one shared store, 1..16 threads."""
+    rows: list[dict[str, Any]] = []
+    plan_length = 4096
+    for entry in entries:
+        for threads in settings.thread_counts:
+            progress(f"threads {threads} · {entry.name}")
+            rates: list[float] = []
+            reason = None
+            for r in range(settings.thread_repeats):
+                target, reason = _build(entry, True)
+                if target is None:
+                    break
+                try:
+                    data = fill(target, settings.thread_size, settings, probe=False)
+                    plans = [
+                        _plan(random.Random(settings.seed * 100 + r * 31 + i), data, plan_length)
+                        for i in range(threads)
+                    ]
+                    rates.append(_mixed_run(target, plans, settings.thread_seconds))
+                finally:
+                    target.close()
+            if reason is not None:
+                rows.append({"store": entry.name, "threads": threads, "unavailable": reason})
+                continue
+            rows.append(
+                {
+                    "store": entry.name,
+                    "threads": threads,
+                    "ops_per_s": statistics.median(rates),
+                    "min": min(rates),
+                    "max": max(rates),
+                    "repeats": len(rates),
+                }
+            )
+    return {
+        "size": settings.thread_size,
+        "owners": settings.owners,
+        "seconds": settings.thread_seconds,
+        "mix": {"get": 0.7, "set_variables": 0.2, "create+complete": 0.1},
+        "rows": rows,
+    }
+
+
+# -- 4. memory -------------------------------------------------------------------
+
+
+def _held(ids: list[tuple[str, str]]) -> int:
+    """Bytes of the benchmark's own list of (id, owner) pairs, not the store's."""
+    return sys.getsizeof(ids) + sum(sys.getsizeof(pair) for pair in ids)
+
+
+def run_memory(
+    entries: Sequence[StoreEntry], settings: Settings, progress: Progress
+) -> dict[str, Any]:
+    """Bytes per task held (tracemalloc), empty variables then 1 KiB of them."""
+    rows: list[dict[str, Any]] = []
+    n = settings.memory_size
+    for entry in entries:
+        progress(f"memory · {entry.name}")
+        row: dict[str, Any] = {"store": entry.name, "tasks": n}
+        gc.collect()
+        ours = not tracemalloc.is_tracing()  # leave a caller's tracing running
+        if ours:
+            tracemalloc.start()
+        target: Target | None = None
+        try:
+            target, reason = _build(entry, False)
+            if target is None:
+                row["unavailable"] = reason
+                rows.append(row)
+                continue
+            gc.collect()
+            base = tracemalloc.get_traced_memory()[0]
+            data = fill(target, n, settings, probe=False)
+            gc.collect()
+            row["empty"] = (tracemalloc.get_traced_memory()[0] - base - _held(data.tasks)) / n
+            if target.set_variables is None:
+                row["kib"] = None
+                row["kib_note"] = target.notes.get("set_variables", "no variables")
+            else:
+                set_variables = target.set_variables
+                with gc_paused():
+                    for tid, owner in data.tasks:
+                        set_variables(tid, owner, KIB_VARIABLES)
+                gc.collect()
+                row["kib"] = (tracemalloc.get_traced_memory()[0] - base - _held(data.tasks)) / n
+        finally:
+            if ours:
+                tracemalloc.stop()
+            if target is not None:
+                target.close()
+        rows.append(row)
+        del data, target
+        gc.collect()
+    return {"tasks": n, "kib_bytes": 1024, "rows": rows}
