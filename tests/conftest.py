@@ -78,7 +78,7 @@ def clock() -> FakeClock:
 
 
 @pytest.fixture(params=BACKENDS)
-def make_store(request: pytest.FixtureRequest, clock: FakeClock) -> Iterator[Callable[..., Any]]:
+def make_store(request: pytest.FixtureRequest, clock: FakeClock) -> Callable[..., Any]:
     """Build stores of the backend under test; the fake clock unless given another."""
     factory = request.param(request)
 
@@ -86,7 +86,7 @@ def make_store(request: pytest.FixtureRequest, clock: FakeClock) -> Iterator[Cal
         kwargs.setdefault("clock", clock)
         return factory(**kwargs)
 
-    yield make
+    return make
 
 
 @pytest.fixture
