@@ -52,7 +52,8 @@ def _steps(name: str, settings: sections.Settings, stores: int) -> int:
         "threads": len(settings.thread_counts),
         "memory": 1,
     }
-    return per_store[name] * stores
+    once = {"size": len(settings.sizes)}  # the floor of cleanup_expired, per size
+    return per_store[name] * stores + once.get(name, 0)
 
 
 class Progress:

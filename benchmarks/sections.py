@@ -520,12 +520,51 @@ def run_sizes(
             )
             del data, target
             gc.collect()
+    floors = []
+    for size in settings.sizes:
+        progress(f"size {size:,} · floor of cleanup_expired")
+        floors.append({"size": size, **_cleanup_floor(size, settings)})
     return {
         "sizes": list(settings.sizes),
         "owners": settings.owners,
         "probe_tasks": settings.probe_tasks,
         "rows": rows,
+        "cleanup_floor": floors,
     }
+
+
+def _cleanup_floor(size: int, settings: Settings) -> dict[str, Any]:
+    """
+    The least removing 1% of *size* tasks can cost: ``del d[key]`` for known keys.
+
+    A plain dict of *size* random ids, each holding its own small object;
+    1% of the keys, known in advance, deleted under one lock after the same
+    5 ms pause that ``cleanup_expired`` is measured after.  No store can
+    remove those tasks for less, whatever its index of expiry times.
+    """
+    rng = random.Random(settings.seed)
+    keys = [f"{rng.getrandbits(128):032x}" for _ in range(size)]
+    d: dict[str, list[str]] = {key: [key] for key in keys}
+    lock = threading.Lock()
+    k = max(1, size // 100)
+    repeats: list[list[int]] = []
+    pc = time.perf_counter_ns
+    for _ in range(settings.repeats):
+        samples: list[int] = []
+        for _ in range(settings.cleanup_samples):
+            chosen = rng.sample(keys, k)
+            time.sleep(0.005)
+            with gc_paused():
+                t0 = pc()
+                with lock:
+                    for key in chosen:
+                        del d[key]
+                t1 = pc()
+            samples.append(t1 - t0)
+            for key in chosen:
+                d[key] = [key]
+        repeats.append(samples)
+    return _us(summary(repeats))
 
 
 # -- 2. thread scaling -----------------------------------------------------------
