@@ -145,9 +145,21 @@ def _overrides(cls: type, omit_if_none: tuple[str, ...] = ()) -> dict[str, Any]:
     }
 
 
+def _objects_only(structure: Any) -> Any:
+    """Wrap a class's structure hook so a non-object says so (not a TypeError from indexing)."""
+
+    def structure_object(value: Any, cls: Any) -> Any:
+        if not isinstance(value, dict):
+            msg = f"expected an object, got {type(value).__name__}"
+            raise TypeError(msg)
+        return structure(value, cls)
+
+    return structure_object
+
+
 for _cls in (Task, CreateTaskResult):
     converter.register_structure_hook(
-        _cls, make_dict_structure_fn(_cls, converter, **_overrides(_cls))
+        _cls, _objects_only(make_dict_structure_fn(_cls, converter, **_overrides(_cls)))
     )
     converter.register_unstructure_hook(
         _cls,

@@ -484,6 +484,15 @@ def test_invalid_create_task_result(data: Any, key: str) -> None:
     assert f"$.{key}" in info.value.message
 
 
+@pytest.mark.parametrize("task", [5, "task", [MINIMAL_WIRE], None])
+def test_non_object_nested_task_says_an_object_was_expected(task: Any) -> None:
+    """A CreateTaskResult whose task is not an object says so, naming $.task."""
+    with pytest.raises(InvalidParams) as info:
+        CreateTaskResult.from_wire({"task": task})
+    assert "expected an object" in info.value.message
+    assert "$.task" in info.value.message
+
+
 def test_invalid_params_from_wire_is_a_value_error() -> None:
     """Code catching ValueError also catches a bad wire object."""
     with pytest.raises(ValueError, match="Invalid Task"):
