@@ -1,7 +1,6 @@
 """StoreConfig, TaskSecurityConfig and owner resolution."""
 
 # Asserts read ``expected == actual`` (project convention), which SIM300 calls Yoda.
-# ruff: noqa: SIM300
 
 from __future__ import annotations
 

@@ -7,7 +7,6 @@ checks that the failed call changed nothing.
 """
 
 # Asserts read ``expected == actual`` (project convention), which SIM300 calls Yoda.
-# ruff: noqa: SIM300
 
 from __future__ import annotations
 

@@ -1,7 +1,6 @@
 """Errors: codes, fields, messages, JSON-RPC shape, builtin bases, pickling."""
 
 # Asserts read ``expected == actual`` (project convention), which SIM300 calls Yoda.
-# ruff: noqa: SIM300
 
 from __future__ import annotations
 

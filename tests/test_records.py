@@ -1,7 +1,6 @@
 """TaskRecord: the frozen record a store hands out, and its decoded views."""
 
 # Asserts read ``expected == actual`` (project convention), which SIM300 calls Yoda.
-# ruff: noqa: SIM300
 
 from __future__ import annotations
 

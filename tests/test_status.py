@@ -1,7 +1,6 @@
 """TaskStatus: the protocol's five strings and the one transition table."""
 
 # Asserts read ``expected == actual`` (project convention), which SIM300 calls Yoda.
-# ruff: noqa: SIM300
 
 from __future__ import annotations
 

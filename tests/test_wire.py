@@ -1,7 +1,6 @@
 """The wire format: camelCase JSON through one converter, valid under the spec schema."""
 
 # Asserts read ``expected == actual`` (project convention), which SIM300 calls Yoda.
-# ruff: noqa: SIM300
 
 from __future__ import annotations
 

@@ -6,8 +6,10 @@ contract, and ``tests/test_contract.py`` runs it against every backend.
 
 Rules every method follows:
 
-- Checks run in this order: arguments, then owner (:class:`NotFound`), then
-  expiry (:class:`Expired`, for changes only), then the operation's own rules.
+- Checks run in this order: the ids' types, then owner (:class:`NotFound`),
+  then the other arguments (:class:`InvalidParams`), then expiry
+  (:class:`Expired`, for changes only), then the operation's own rules.  A
+  foreign caller always gets :class:`NotFound`, whatever else is wrong.
 - An unknown id and another owner's id raise the same :class:`NotFound`.
 - A failed call changes nothing.
 - Every method that takes a status also takes its string value.
