@@ -1,7 +1,6 @@
 """TaskContext: variables, typed getters, status moves, completion, cancellation."""
 
 # Asserts read ``expected == actual`` (project convention), which SIM300 calls Yoda.
-# ruff: noqa: SIM300
 
 from __future__ import annotations
 

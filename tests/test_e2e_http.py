@@ -7,7 +7,6 @@ runs on an ephemeral port in a background thread, started and stopped by the
 """
 
 # Asserts read ``expected == actual`` (project convention), which SIM300 calls Yoda.
-# ruff: noqa: SIM300
 
 from __future__ import annotations
 

@@ -1,7 +1,6 @@
 """TasksRpc: every tasks/* method, tools/call, and every error path, schema-checked."""
 
 # Asserts read ``expected == actual`` (project convention), which SIM300 calls Yoda.
-# ruff: noqa: SIM300
 
 from __future__ import annotations
 

@@ -1,7 +1,6 @@
 """TaskRunner: background runs, outcomes, late completions, shutdown, threads."""
 
 # Asserts read ``expected == actual`` (project convention), which SIM300 calls Yoda.
-# ruff: noqa: SIM300
 
 from __future__ import annotations
 

@@ -1,7 +1,6 @@
 """TasksApp through a fake WSGI environ: HTTP statuses, owners, bodies, tools, close."""
 
 # Asserts read ``expected == actual`` (project convention), which SIM300 calls Yoda.
-# ruff: noqa: SIM300
 
 from __future__ import annotations
 
