@@ -318,6 +318,39 @@ def mcp_target(concurrent: bool) -> Target:
     )
 
 
+# -- tasks_store's Redis backend, on a redis-server started for the run ---------
+
+REDIS_NAME = "RedisTaskStore"
+
+
+def redis_target(concurrent: bool) -> Target:
+    """
+    Return :class:`tasks_store.redis.RedisTaskStore` as a :class:`Target`.
+
+    The first call starts one local ``redis-server`` for the whole run
+    (:mod:`benchmarks.redis_local`); each store gets the flushed server and
+    its own client.
+
+    Raises:
+        StoreUnavailable: ``redis-server`` is not on PATH, redis-py is not
+            installed, or the server did not start.
+    """
+    from .redis_local import RedisUnavailable, redis_store
+
+    try:
+        store, client = redis_store(security=BENCH_SECURITY)
+    except RedisUnavailable as exc:
+        raise StoreUnavailable(str(exc)) from None
+    target = contract_target(store, REDIS_NAME)
+
+    def close() -> None:
+        client.flushall()
+        client.close()
+
+    target.close = close
+    return target
+
+
 @dataclass(frozen=True)
 class StoreEntry:
     """
@@ -358,5 +391,13 @@ STORES: tuple[StoreEntry, ...] = (
         MCP_OPS,
         "mcp.shared.experimental.tasks.in_memory_task_store.InMemoryTaskStore "
         "(MIT), async, through one event loop",
+    ),
+    StoreEntry(
+        REDIS_NAME,
+        redis_target,
+        frozenset(ALL_OPS),
+        "tasks_store.redis.RedisTaskStore on a local redis-server (loopback, no "
+        "persistence): Lua scripts, 1-2 round trips per call; its memory rows "
+        "count only the client's heap, the tasks live in the server",
     ),
 )

@@ -1,0 +1,108 @@
+"""
+A local ``redis-server`` for the benchmark run, started on first use.
+
+One server serves the whole run (127.0.0.1, a free port, a temporary
+directory, no persistence); every store built on it gets a flushed database and
+its own client.  The server stops when the run's process exits.
+"""
+
+from __future__ import annotations
+
+import atexit
+import shutil
+import socket
+import subprocess
+import tempfile
+import threading
+import time
+from typing import Any
+
+__all__ = ["RedisUnavailable", "redis_store"]
+
+_lock = threading.Lock()  # guards _server
+_server: tuple[subprocess.Popen[bytes], int] | None = None
+
+
+class RedisUnavailable(RuntimeError):
+    """No Redis can be started here; the message says why."""
+
+
+def _start() -> int:
+    """Start the run's server once; return its port."""
+    global _server
+    with _lock:
+        if _server is not None:
+            return _server[1]
+        binary = shutil.which("redis-server")
+        if binary is None:
+            msg = "redis-server is not on PATH (apt-get install redis-server)"
+            raise RedisUnavailable(msg)
+        try:
+            import redis
+        except ImportError:
+            msg = "redis-py is not installed (pip install 'tasks_store[redis]')"
+            raise RedisUnavailable(msg) from None
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = int(sock.getsockname()[1])
+        directory = tempfile.mkdtemp(prefix="tasks_store-bench-redis-")
+        process = subprocess.Popen(
+            [
+                binary,
+                "--port", str(port),
+                "--bind", "127.0.0.1",
+                "--save", "",
+                "--appendonly", "no",
+                "--dir", directory,
+                "--logfile", f"{directory}/redis.log",
+            ],
+            stdin=subprocess.DEVNULL,
+        )
+        probe = redis.Redis(host="127.0.0.1", port=port, socket_connect_timeout=1)
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                probe.ping()
+                break
+            except redis.ConnectionError:
+                if process.poll() is not None or time.monotonic() > deadline:
+                    process.kill()
+                    msg = f"redis-server did not start; see {directory}/redis.log"
+                    raise RedisUnavailable(msg) from None
+                time.sleep(0.02)
+        probe.close()
+        _server = (process, port)
+        atexit.register(_stop)
+        return port
+
+
+def _stop() -> None:
+    global _server
+    with _lock:
+        if _server is None:
+            return
+        process, _ = _server
+        _server = None
+    process.terminate()
+    try:
+        process.wait(10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+
+
+def redis_store(**kwargs: Any) -> tuple[Any, Any]:
+    """
+    Return ``(store, client)``: a RedisTaskStore on the run's flushed server.
+
+    Raises:
+        RedisUnavailable: redis-server or redis-py is missing, or the server
+            did not start.
+    """
+    port = _start()
+    import redis
+
+    from tasks_store.redis import RedisTaskStore
+
+    client = redis.Redis(host="127.0.0.1", port=port, max_connections=64)
+    client.flushall()
+    return RedisTaskStore(client, **kwargs), client
