@@ -6,9 +6,6 @@ The contract itself (``test_contract.py`` and friends) runs on Redis through
 ``conftest.BACKENDS``; these tests cover what only a shared server has.
 """
 
-# Asserts read ``expected == actual`` (project convention), which SIM300 calls Yoda.
-# ruff: noqa: SIM300
-
 from __future__ import annotations
 
 import multiprocessing
