@@ -8,11 +8,10 @@ waiters are asleep before it acts, it looks at their stacks
 """
 
 # Asserts read ``expected == actual`` (project convention), which SIM300 calls Yoda.
-# ruff: noqa: SIM300
 
 from __future__ import annotations
 
-import inspect
+import dis
 import random
 import sys
 import threading
@@ -39,9 +38,10 @@ from tasks_store import (
 from .conftest import FakeClock
 
 JOIN_TIMEOUT = 30.0
-#: The call each backend's ``wait`` sleeps in once it has checked the task
-#: (source text, stripped).  A new backend adds its own.
-SLEEP_CALLS = ("cond.wait(sleep)", "pubsub.get_message(timeout=sleep)")
+#: Methods a backend's ``wait`` sleeps in, passing its local ``sleep``, once it
+#: has checked the task (``cond.wait(sleep)``, ``pubsub.get_message(timeout=sleep)``).
+#: A new backend that sleeps in another call adds its name here.
+SLEEP_METHODS = frozenset({"wait", "get_message"})
 
 MakeStore = Callable[..., Any]
 
@@ -111,10 +111,18 @@ def raise_unexpected(
 
 
 def _sleep_lines(store: Any) -> set[int]:
-    """Line numbers of the calls ``store.wait`` sleeps in, after its last check."""
-    lines, first = inspect.getsourcelines(type(store).wait)
-    found = {first + i for i, text in enumerate(lines) if text.strip().startswith(SLEEP_CALLS)}
-    assert found, f"{type(store).__name__}.wait sleeps in no call SLEEP_CALLS knows"
+    """Lines of ``store.wait`` that call a sleeping method with ``sleep``, from its bytecode."""
+    lines: dict[int, set[Any]] = {}
+    line = 0
+    for ins in dis.get_instructions(type(store).wait):
+        positions = getattr(ins, "positions", None)
+        if positions is not None and positions.lineno is not None:
+            line = positions.lineno
+        elif type(ins.starts_line) is int:  # Python 3.10
+            line = ins.starts_line
+        lines.setdefault(line, set()).add(ins.argval)
+    found = {n for n, names in lines.items() if "sleep" in names and names & SLEEP_METHODS}
+    assert found, f"{type(store).__name__}.wait sleeps in no method SLEEP_METHODS knows"
     return found
 
 
