@@ -15,7 +15,6 @@ by completions and by cleanup), and no violation may be recorded.  ``get`` and
 """
 
 # Asserts read ``expected == actual`` (project convention), which SIM300 calls Yoda.
-# ruff: noqa: SIM300
 
 from __future__ import annotations
 
@@ -28,6 +27,7 @@ from typing import Any
 import pytest
 
 from tasks_store import (
+    Expired,
     InMemoryTaskStore,
     NotFound,
     StoreConfig,
@@ -229,7 +229,9 @@ def _one_round(store: InMemoryTaskStore, clock: FakeClock) -> None:
     finished, removed = wait_outcomes[: len(to_finish)], wait_outcomes[len(to_finish) :]
     raise_unexpected(finished)
     assert ["completed"] * len(to_finish) == [o.value.status.value for o in finished]
-    assert [NotFound] * len(to_expire) == [type(o.error) for o in removed]
+    # Removed while waiting gives NotFound; a waiter that another terminal write on
+    # its stripe woke after the clock moved but before cleanup sees Expired first.
+    assert all(isinstance(o.error, (NotFound, Expired)) for o in removed), removed
     store._check()
 
 
