@@ -173,9 +173,11 @@ class RedisTaskStore:
     #: itself (a backstop for when :meth:`cleanup_expired` does not run).
     retention_ms: ClassVar[int] = 86_400_000
     #: The longest a waiter sleeps, in seconds, before reading its task again
-    #: even without a message (a message lost to a reconnect, a task dropped
-    #: by the retention backstop).
-    recheck_interval_s: ClassVar[float] = 1.0
+    #: without a message: the safety net for a message lost while its
+    #: subscription reconnected (it also wakes on every message, at the
+    #: task's expiry and at its timeout).  The default matches the default
+    #: ``pollInterval``.
+    recheck_interval_s: ClassVar[float] = 5.0
 
     def __init__(
         self,
@@ -676,9 +678,9 @@ class RedisTaskStore:
         The waiter subscribes to the task's channel, waits for Redis to
         confirm, and only then reads the record: a status change after that
         read is a message on the channel, so no wake-up is lost.  It reads
-        again on every message, at the task's expiry, and at least every
-        :attr:`recheck_interval_s` seconds (a message lost to a reconnect, a
-        task Redis dropped).  It never polls faster.
+        again on every message, at the task's expiry, at its timeout, and
+        otherwise every :attr:`recheck_interval_s` seconds (a message lost
+        while the subscription reconnected).  It never polls faster.
 
         Uses one connection from the client's pool while it waits.
         """

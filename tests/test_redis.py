@@ -449,32 +449,6 @@ def _forbidden(*args: Any, **kwargs: Any) -> Iterator[Any]:
 
 
 @pytest.mark.timeout(60)
-def test_cleanup_wakes_a_waiter_with_not_found(
-    make: Callable[..., RedisTaskStore], redis_client: redis.Redis, clock: FakeClock
-) -> None:
-    """A waiter whose task cleanup_expired removes gets NotFound."""
-    store = make()
-    task_id = store.create(OWNER, METHOD, ttl=10_000).task_id
-    channel = f"tasks_store:ev:{task_id}".encode()
-    outcome: list[BaseException] = []
-
-    def waiter() -> None:
-        try:
-            store.wait(task_id, OWNER, timeout=20)
-        except BaseException as exc:  # reported to the test
-            outcome.append(exc)
-
-    thread = threading.Thread(target=waiter)
-    thread.start()
-    while not any(n for _, n in redis_client.pubsub_numsub(channel)):
-        threading.Event().wait(0.01)
-    clock.advance(60)
-    assert 1 == store.cleanup_expired()
-    thread.join(20)
-    assert [NotFound] == [type(e) for e in outcome]
-
-
-@pytest.mark.timeout(60)
 def test_concurrent_swaps_on_one_task_lose_no_variable(make: Callable[..., RedisTaskStore]) -> None:
     """16 threads merging distinct variables into one task, through 4 store objects, lose none."""
     stores = [make() for _ in range(4)]
