@@ -447,21 +447,24 @@ OWNERS = ["alice", "bob", "carol", "dave"]
 
 
 def _random_ops(
-    store: Any, clock: FakeClock, expiry: dict[str, int | None], seed: int, steps: int
+    store: Any, clock: FakeClock, created: list[tuple[str, str, int | None]], seed: int, steps: int
 ) -> Counter[str]:
     """Do *steps* random calls; return how many of each kind succeeded or failed how."""
     rng = random.Random(seed)
     seen: Counter[str] = Counter()
     for _ in range(steps):
         owner = rng.choice(OWNERS)
-        ids = list(expiry)
-        task_id = rng.choice(ids) if ids and rng.random() < 0.9 else "no-such-task"
+        task_id = "no-such-task"
+        if created and rng.random() < 0.9:
+            # *created* only grows (list.append is atomic), so choosing from it is safe
+            task_id, creator, _ = rng.choice(created)
+            owner = creator if rng.random() < 0.75 else owner
         op = rng.randrange(12)
         try:
             if op == 0:
                 ttl = rng.choice([None, 0, 500, 5_000, 60_000])
                 record = store.create(owner, "tools/call", ttl=ttl)
-                expiry[record.task_id] = record.expires_at_ms
+                created.append((record.task_id, owner, record.expires_at_ms))
             elif op == 1:
                 store.update_status(task_id, owner, rng.choice(STATUSES), f"m{seed}")
             elif op == 2:
@@ -498,9 +501,9 @@ def test_mixed_operations_from_many_threads_keep_the_store_consistent(
     """After many threads do random calls at once, the store is still self-consistent."""
     store = make_store(security=TaskSecurityConfig(max_tasks_per_owner=15))
     for _ in range(3):
-        expiry: dict[str, int | None] = {}
+        created: list[tuple[str, str, int | None]] = []
         outcomes = run_together(
-            [lambda n=n, e=expiry: _random_ops(store, clock, e, n, 300) for n in range(8)]
+            [lambda n=n, c=created: _random_ops(store, clock, c, n, 300) for n in range(8)]
         )
         raise_unexpected(outcomes)
         totals: Counter[str] = sum((o.value for o in outcomes), Counter())
@@ -516,6 +519,7 @@ def test_mixed_operations_from_many_threads_keep_the_store_consistent(
                     with pytest.raises(NotFound):
                         store.get(record.task_id, other)
         now_ms = int(clock() * 1000)
+        expiry = {task_id: expires for task_id, _, expires in created}
         for task_id in set(expiry) - held:  # removed: only by cleanup, and only once expired
             expires = expiry[task_id]
             assert expires is not None, "a task without a TTL vanished"
