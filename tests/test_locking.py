@@ -14,8 +14,6 @@ by completions and by cleanup), and no violation may be recorded.  ``get`` and
 ``get_result`` must take no lock at all.
 """
 
-# Asserts read ``expected == actual`` (project convention), which SIM300 calls Yoda.
-
 from __future__ import annotations
 
 import threading

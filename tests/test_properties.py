@@ -11,8 +11,6 @@ merged map's compact UTF-8 JSON is over it, and a rejected merge changes
 nothing.
 """
 
-# Asserts read ``expected == actual`` (project convention), which SIM300 calls Yoda.
-
 from __future__ import annotations
 
 import json

@@ -17,9 +17,6 @@ Limits are small (3 live tasks per owner, TTLs of seconds, 40 bytes of
 variables) so the steps hit quotas, expiry and the size limit often.
 """
 
-# Asserts read ``expected == actual`` (project convention), which SIM300 calls Yoda.
-# ruff: noqa: SIM300
-
 from __future__ import annotations
 
 import json

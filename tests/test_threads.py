@@ -7,8 +7,6 @@ waiters are asleep before it acts, it looks at their stacks
 (:func:`wait_until_blocked`), with a generous bound that only a hang reaches.
 """
 
-# Asserts read ``expected == actual`` (project convention), which SIM300 calls Yoda.
-
 from __future__ import annotations
 
 import dis
