@@ -390,6 +390,55 @@ def test_no_wakeup_is_lost_when_the_task_ends_during_the_check(make_store: MakeS
     check_internals(store)
 
 
+class TripClock(FakeClock):
+    """A FakeClock that runs an action, once, when the armed thread next reads it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._trip: tuple[int, Callable[[], Any]] | None = None
+        self.tripped = 0
+
+    def arm(self, action: Callable[[], Any]) -> None:
+        self._trip = (threading.get_ident(), action)
+
+    def __call__(self) -> float:
+        trip = self._trip
+        if trip is not None and trip[0] == threading.get_ident():
+            self._trip = None
+            self.tripped += 1
+            trip[1]()
+        return self.now
+
+
+@pytest.mark.timeout(60)
+def test_a_transition_between_check_and_sleep_still_wakes_the_waiter(
+    make_store: MakeStore,
+) -> None:
+    """A task ended by another thread right after wait() read it (no lock held) still returns."""
+    clock = TripClock()
+    store = make_store(clock=clock)
+    finishers: list[Callable[[str], Any]] = [
+        lambda t: store.complete_with_result(t, "alice", "completed", None, 1),
+        lambda t: store.cancel(t, "alice"),
+        lambda t: store.update_status(t, "alice", "failed"),
+    ]
+    for round_ in range(15):
+        task_id = store.create("alice", "tools/call").task_id
+        finish = finishers[round_ % len(finishers)]
+
+        def end_elsewhere(f: Callable[[str], Any] = finish, t: str = task_id) -> None:
+            # wait() has read the record and checks it against the clock: end the
+            # task from another thread now, before the waiter goes to sleep.
+            raise_unexpected(run_together([lambda: f(t)]))
+
+        clock.arm(end_elsewhere)
+        record = store.wait(task_id, "alice", timeout=10)
+        assert round_ + 1 == clock.tripped, "the transition did not land inside wait()"
+        assert store.get(task_id, "alice").task.to_wire() == record.task.to_wire()
+        assert record.status.is_terminal
+    check_internals(store)
+
+
 # -- list ---------------------------------------------------------------------
 
 
