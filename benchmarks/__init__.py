@@ -59,11 +59,11 @@ def _steps(name: str, settings: sections.Settings, stores: int) -> int:
 class Progress:
     """A progress bar on *stream*: redrawn in place on a terminal, lines otherwise."""
 
-    def __init__(self, total: int, stream: TextIO = sys.stderr) -> None:
+    def __init__(self, total: int, stream: TextIO | None = None) -> None:
         self.total = max(1, total)
         self.done = 0
-        self.stream = stream
-        self.tty = stream.isatty()
+        self.stream = sys.stderr if stream is None else stream
+        self.tty = self.stream.isatty()
         self.started = time.monotonic()
 
     def __call__(self, label: str) -> None:

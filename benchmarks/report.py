@@ -317,6 +317,11 @@ def _memory_table(section: dict[str, Any]) -> Table:
         )
         if row.get("kib_note"):
             notes.append(f"{row['store']}: 1 KiB column n/a, {row['kib_note']}.")
+        if row.get("tasks", section["tasks"]) != section["tasks"]:
+            notes.append(
+                f"{row['store']}: measured over {row['tasks']:,} tasks (its calls are slow "
+                "under tracemalloc; the run's memory budget)."
+            )
     notes.append(
         f"tracemalloc, {section['tasks']:,} tasks, bytes held by the store per task "
         "(ids and owner strings included, the benchmark's own lists excluded)."

@@ -67,6 +67,7 @@ class Settings:
     size_samples: int
     cleanup_samples: int
     memory_size: int
+    memory_budget_s: float
     floor_lookups: int
 
 
@@ -88,6 +89,7 @@ FULL = Settings(
     size_samples=400,
     cleanup_samples=3,
     memory_size=100_000,
+    memory_budget_s=25.0,
     floor_lookups=100_000,
 )
 
@@ -98,18 +100,19 @@ QUICK = Settings(
     probe_tasks=200,
     latency_size=1_000,
     repeats=3,
-    samples=100,
+    samples=60,
     warmup=20,
-    budget_s=0.1,
+    budget_s=0.05,
     thread_counts=(1, 2, 4, 8, 16),
-    thread_size=1_000,
-    thread_seconds=0.05,
+    thread_size=500,
+    thread_seconds=0.04,
     thread_repeats=1,
-    sizes=(1_000, 2_000, 4_000),
-    size_samples=50,
+    sizes=(500, 1_000, 2_000),
+    size_samples=30,
     cleanup_samples=1,
-    memory_size=2_000,
-    floor_lookups=10_000,
+    memory_size=1_000,
+    memory_budget_s=0.8,
+    floor_lookups=5_000,
 )
 
 
@@ -251,72 +254,88 @@ def _probe_cursors(target: Target, owner: str, pages: int) -> list[str | None]:
     return cursors
 
 
-def _measure_ops(
-    target: Target,
-    entry: StoreEntry,
-    data: Fill,
-    size: int,
-    ops: Sequence[str],
-    settings: Settings,
-    rng: random.Random,
-    samples: int,
-    overhead_ns: float,
-    *,
-    on_probe: bool,
-    progress: Progress,
-    label: str,
-) -> dict[str, dict[str, Any]]:
-    """
-    Time each of *ops* on a filled store; return op -> figures (µs).
+class _Bench:
+    """One filled store and the seeded choices its operations are timed with."""
 
-    *on_probe*: ``get`` reads the probe owner's tasks and ``create`` adds to
-    the probe owner (size scaling); otherwise both spread over all owners.
-    """
-    timer = _OpTimer(settings, samples, overhead_ns)
-    n = settings.warmup + settings.repeats * samples
-    out: dict[str, dict[str, Any]] = {}
-    pool = list(data.tasks)
-    rng.shuffle(pool)
-    half = len(pool) // 2
-    for op in ops:
-        progress(f"{label} · {entry.name} · {op}")
+    def __init__(
+        self,
+        target: Target,
+        entry: StoreEntry,
+        data: Fill,
+        size: int,
+        settings: Settings,
+        samples: int,
+        overhead_ns: float,
+        *,
+        on_probe: bool,
+    ) -> None:
+        self.target = target
+        self.entry = entry
+        self.data = data
+        self.size = size
+        self.settings = settings
+        self.on_probe = on_probe
+        self.rng = random.Random(settings.seed)
+        self.timer = _OpTimer(settings, samples, overhead_ns)
+        self.n = settings.warmup + settings.repeats * samples
+        self.pool = list(data.tasks)
+        self.rng.shuffle(self.pool)
+        self.half = len(self.pool) // 2
+
+    def measure(self, op: str) -> dict[str, Any]:
+        """
+        Time *op*; return its figures (µs).
+
+        *on_probe*: ``get`` reads the probe owner's tasks and ``create`` adds
+        to the probe owner (size scaling); otherwise both spread over all owners.
+        """
+        target, data, rng, n, timer = self.target, self.data, self.rng, self.n, self.timer
+        pool, half = self.pool, self.half
         fn = getattr(target, op)
-        if fn is None or op not in entry.supports:
-            out[op] = {"unsupported": target.notes.get(op, "not in this store")}
-            continue
+        if fn is None or op not in self.entry.supports:
+            return {"unsupported": target.notes.get(op, "not in this store")}
         if op == "get":
-            source = data.probe if on_probe else data.tasks
+            source = data.probe if self.on_probe else data.tasks
             args: list[tuple[Any, ...]] = [rng.choice(source) for _ in range(n)]
-            out[op] = timer.run(fn, args)
-        elif op == "list":
-            cursors = _probe_cursors(target, PROBE_OWNER, settings.probe_tasks // PAGE)
+            return timer.run(fn, args)
+        if op == "list":
+            cursors = _probe_cursors(target, PROBE_OWNER, self.settings.probe_tasks // PAGE)
             args = [(PROBE_OWNER, cursors[i % len(cursors)]) for i in range(n)]
 
             def list_page(owner: str, cursor: str | None, _list: Any = fn) -> Any:
                 return _list(owner, cursor=cursor, limit=PAGE)
 
-            out[op] = timer.run(list_page, args)
-        elif op == "update_status":
+            return timer.run(list_page, args)
+        if op == "update_status":
             args = [(tid, owner, "input_required") for tid, owner in pool[: min(n, half)]]
-            out[op] = timer.run(fn, args)
-        elif op == "set_variables":
+            return timer.run(fn, args)
+        if op == "set_variables":
             args = [(*rng.choice(data.tasks), SMALL_VARIABLES) for _ in range(n)]
-            out[op] = timer.run(fn, args)
-        elif op == "create":
-            owners = [PROBE_OWNER] if on_probe else data.owners
+            return timer.run(fn, args)
+        if op == "create":
+            owners = [PROBE_OWNER] if self.on_probe else data.owners
             ttl = target.create_ttl_ms
             args = [(owners[i % len(owners)], "tools/call", ttl) for i in range(n)]
-            out[op] = timer.run(fn, args, after_repeat=target.remove)
-        elif op == "complete_with_result":
+            return timer.run(fn, args, after_repeat=target.remove)
+        if op == "complete_with_result":
             args = [(tid, owner, "completed", None, RESULT) for tid, owner in pool[:half][:n]]
-            out[op] = timer.run(fn, args)
-        elif op == "cancel":
+            return timer.run(fn, args)
+        if op == "cancel":
             args = [(tid, owner) for tid, owner in pool[half:][:n]]
-            out[op] = timer.run(fn, args)
-        elif op == "cleanup_expired":
-            out[op] = timer.cleanup(target, data, size)
-        else:  # pragma: no cover - ALL_OPS is closed
-            raise ValueError(op)
+            return timer.run(fn, args)
+        if op == "cleanup_expired":
+            return timer.cleanup(target, data, self.size)
+        raise ValueError(op)  # pragma: no cover - ALL_OPS is closed
+
+
+def _measure_ops(
+    bench: _Bench, ops: Sequence[str], progress: Progress, label: str
+) -> dict[str, dict[str, Any]]:
+    """Time each of *ops* on one filled store, in turn; return op -> figures (µs)."""
+    out: dict[str, dict[str, Any]] = {}
+    for op in ops:
+        progress(f"{label} · {bench.entry.name} · {op}")
+        out[op] = bench.measure(op)
     return out
 
 
@@ -337,45 +356,61 @@ def _driver_overhead_us(target: Target) -> float | None:
 def run_latency(
     entries: Sequence[StoreEntry], settings: Settings, progress: Progress
 ) -> dict[str, Any]:
-    """Per-operation latency, one thread, each store holding ``latency_size`` tasks."""
+    """
+    Per-operation latency, one thread, each store holding ``latency_size`` tasks.
+
+    Every store is filled first; then each operation is timed on every store
+    in turn, the order rotated from one operation to the next, so that a
+    change in the machine's load falls on all stores alike.
+    """
     overhead = timer_overhead_ns()
-    rows: list[dict[str, Any]] = []
+    figures: dict[str, dict[str, dict[str, Any]]] = {}
     drivers: dict[str, float] = {}
-    for entry in entries:
-        rng = random.Random(settings.seed)
-        target, reason = _build(entry, False)
-        if target is None:
-            for op in ALL_OPS:
-                progress(f"latency · {entry.name} · {op}")
-                rows.append({"store": entry.name, "op": op, "unavailable": reason})
-            continue
-        try:
-            data = fill(target, settings.latency_size, settings)
+    benches: list[_Bench] = []
+    try:
+        for entry in entries:
+            target, reason = _build(entry, False)
+            if target is None:
+                figures[entry.name] = {op: {"unavailable": reason} for op in ALL_OPS}
+                continue
+            benches.append(
+                _Bench(
+                    target,
+                    entry,
+                    fill(target, settings.latency_size, settings),
+                    settings.latency_size,
+                    settings,
+                    settings.samples,
+                    overhead,
+                    on_probe=False,
+                )
+            )
+            figures[entry.name] = {}
             driver = _driver_overhead_us(target)
             if driver is not None:
                 drivers[entry.name] = driver
-            figures = _measure_ops(
-                target,
-                entry,
-                data,
-                settings.latency_size,
-                ALL_OPS,
-                settings,
-                rng,
-                settings.samples,
-                overhead,
-                on_probe=False,
-                progress=progress,
-                label="latency",
-            )
-        finally:
-            target.close()
-        rows.extend({"store": entry.name, "op": op, **fig} for op, fig in figures.items())
+        for index, op in enumerate(ALL_OPS):
+            turn = index % max(1, len(benches))
+            for bench in benches[turn:] + benches[:turn]:
+                progress(f"latency · {op} · {bench.entry.name}")
+                figures[bench.entry.name][op] = bench.measure(op)
+            for name, by_op in figures.items():
+                if by_op.get(op, {}).get("unavailable"):
+                    progress(f"latency · {op} · {name} (unavailable)")
+    finally:
+        for bench in benches:
+            bench.target.close()
+    rows = [
+        {"store": entry.name, "op": op, **figures[entry.name][op]}
+        for entry in entries
+        for op in ALL_OPS
+    ]
     return {
         "size": settings.latency_size,
         "owners": settings.owners,
         "timer_overhead_ns": overhead,
         "driver_overhead_us": drivers,
+        "order": "each op on every store in turn, order rotated per op",
         "rows": rows,
     }
 
@@ -487,7 +522,6 @@ def run_sizes(
     rows: list[dict[str, Any]] = []
     for entry in entries:
         for size in settings.sizes:
-            rng = random.Random(settings.seed)
             target, reason = _build(entry, False)
             if target is None:
                 for op in SIZE_OPS:
@@ -498,19 +532,12 @@ def run_sizes(
                 continue
             try:
                 data = fill(target, size, settings)
-                figures = _measure_ops(
-                    target,
-                    entry,
-                    data,
-                    size,
-                    ("get", "list", "create", "cleanup_expired"),
-                    settings,
-                    rng,
-                    settings.size_samples,
-                    overhead,
+                bench = _Bench(
+                    target, entry, data, size, settings, settings.size_samples, overhead,
                     on_probe=True,
-                    progress=progress,
-                    label=f"size {size:,}",
+                )
+                figures = _measure_ops(
+                    bench, ("get", "list", "create", "cleanup_expired"), progress, f"size {size:,}"
                 )
             finally:
                 target.close()
@@ -518,7 +545,7 @@ def run_sizes(
                 {"store": entry.name, "op": op, "size": size, **fig}
                 for op, fig in figures.items()
             )
-            del data, target
+            del data, target, bench
             gc.collect()
     floors = []
     for size in settings.sizes:
@@ -696,7 +723,13 @@ def _held(ids: list[tuple[str, str]]) -> int:
 def run_memory(
     entries: Sequence[StoreEntry], settings: Settings, progress: Progress
 ) -> dict[str, Any]:
-    """Bytes per task held (tracemalloc), empty variables then 1 KiB of them."""
+    """
+    Bytes per task held (tracemalloc), empty variables then 1 KiB of them.
+
+    A store whose calls are slow under tracemalloc (one that talks to a
+    server) is measured over fewer tasks, as many as fit ``memory_budget_s``
+    at the rate of its first thousand; its row gives the count used.
+    """
     rows: list[dict[str, Any]] = []
     n = settings.memory_size
     for entry in entries:
@@ -715,9 +748,18 @@ def run_memory(
                 continue
             gc.collect()
             base = tracemalloc.get_traced_memory()[0]
-            data = fill(target, n, settings, probe=False)
+            began = time.perf_counter()
+            first = min(n, 1000)
+            data = fill(target, first, settings, probe=False)
+            rate = (time.perf_counter() - began) / first  # s per task, fill alone
+            # the 1 KiB pass costs about as much again: budget both
+            count = int(min(n, max(first, settings.memory_budget_s / (2 * rate))))
+            if count > first:
+                data.tasks += fill(target, count - first, settings, probe=False).tasks
+            row["tasks"] = count
             gc.collect()
-            row["empty"] = (tracemalloc.get_traced_memory()[0] - base - _held(data.tasks)) / n
+            held = _held(data.tasks)
+            row["empty"] = (tracemalloc.get_traced_memory()[0] - base - held) / count
             if target.set_variables is None:
                 row["kib"] = None
                 row["kib_note"] = target.notes.get("set_variables", "no variables")
@@ -727,7 +769,7 @@ def run_memory(
                     for tid, owner in data.tasks:
                         set_variables(tid, owner, KIB_VARIABLES)
                 gc.collect()
-                row["kib"] = (tracemalloc.get_traced_memory()[0] - base - _held(data.tasks)) / n
+                row["kib"] = (tracemalloc.get_traced_memory()[0] - base - held) / count
         finally:
             if ours:
                 tracemalloc.stop()

@@ -72,7 +72,7 @@ RESULT: dict[str, Any] = {"content": [{"type": "text", "text": "done"}], "isErro
 
 #: TTL (ms) of the tasks a ``create`` measurement adds to a contract store;
 #: short, so that they expire and ``cleanup_expired`` removes them afterwards.
-CREATE_TTL_MS = 50
+CREATE_TTL_MS = 25
 
 
 class StoreUnavailable(RuntimeError):
@@ -136,7 +136,8 @@ def contract_target(store: Any, name: str | None = None) -> Target:
 
     def remove(records: Sequence[Any]) -> None:
         if records:
-            time.sleep(CREATE_TTL_MS / 1000 + 0.005)
+            last = max(record.expires_at_ms or 0 for record in records) / 1000
+            time.sleep(max(0.0, last - time.time()) + 0.002)
             store.cleanup_expired()
 
     return Target(
