@@ -492,6 +492,8 @@ def write_plots(results: dict[str, Any], out: Path) -> list[Path]:
     except ImportError:
         return []
     written: list[Path] = []
+    names = [store["name"] for store in results.get("stores", [])]
+    color = {name: f"C{i % 10}" for i, name in enumerate(names)}  # one colour per store
     if "threads" in results:
         rows = [r for r in results["threads"]["rows"] if not _missing(r)]
         fig, ax = plt.subplots(figsize=(7, 4.5))
@@ -508,6 +510,7 @@ def write_plots(results: dict[str, Any], out: Path) -> list[Path]:
                 marker="o",
                 capsize=3,
                 label=store,
+                color=color.get(store),
             )
         ax.set_xscale("log", base=2)
         ax.set_yscale("log")
@@ -544,7 +547,17 @@ def write_plots(results: dict[str, Any], out: Path) -> list[Path]:
                     marker="o",
                     capsize=3,
                     label=store,
+                    color=color.get(store),
                 )
+            floor = sorted(results["size"].get("cleanup_floor", []), key=lambda f: f["size"])
+            if op == "cleanup_expired" and floor:
+                ax.plot(
+                    [f["size"] for f in floor],
+                    [f["median"] for f in floor],
+                    "k--",
+                    label="floor: del 1% of keys from a dict",
+                )
+                ax.legend(fontsize=8)
             ax.set_xscale("log")
             ax.set_yscale("log")
             ax.set_title(op)
