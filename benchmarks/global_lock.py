@@ -261,35 +261,45 @@ class GlobalLockStore:
         return TaskPage(tuple(page), next_cursor)
 
     # -- writes ---------------------------------------------------------------
+    #
+    # Each write runs whole under the lock, in the contract's order: the ids
+    # and the owner (NotFound), then the other arguments, then expiry, then
+    # the operation's rules.
 
-    def _change(
+    def _move(
         self,
-        task_id: str,
-        owner_id: str,
+        entry: _Entry,
         status: TaskStatus,
         status_message: str | None,
         result_json: str | None,
         now_ms: int,
-    ) -> TaskRecord:
-        """Move the task to *status* in place: owner, expiry, then the state machine."""
-        with self._lock:
-            entry = self._entry(task_id, owner_id)
-            entry.ensure_live(now_ms)
-            old = entry.status
-            old.validate_transition(entry.task_id, status)
-            entry.status = status
-            entry.status_message = status_message
-            entry.last_updated_at = format_timestamp(now_ms)
-            if result_json is not None:
-                entry.result_json = result_json
-            if status.is_terminal:
-                self._cond.notify_all()
-            record = entry.copy()
-        # the line log_status writes, without building a record of the old state
+    ) -> tuple[TaskRecord, TaskStatus]:
+        """Move *entry* to *status* in place; return its copy and the old status.
+
+        Caller holds ``_lock``.
+        """
+        entry.ensure_live(now_ms)
+        old = entry.status
+        old.validate_transition(entry.task_id, status)
+        entry.status = status
+        entry.status_message = status_message
+        entry.last_updated_at = format_timestamp(now_ms)
+        if result_json is not None:
+            entry.result_json = result_json
+        if status.is_terminal:
+            self._cond.notify_all()
+        return entry.copy(), old
+
+    @staticmethod
+    def _log_move(record: TaskRecord, old: TaskStatus) -> None:
+        """Write, outside the lock, the line ``log_status`` writes (without a copy of the old)."""
         logger.info(
-            "task %s (owner %r): %s -> %s", task_id, record.owner_id, old.value, status.value
+            "task %s (owner %r): %s -> %s",
+            record.task.task_id,
+            record.owner_id,
+            old.value,
+            record.task.status.value,
         )
-        return record
 
     def update_status(
         self,
@@ -299,9 +309,14 @@ class GlobalLockStore:
         status_message: str | None = None,
     ) -> TaskRecord:
         """Move the task to *new_status*; see :meth:`tasks_store.TaskStore.update_status`."""
-        status = coerce_status(new_status)
-        message = rules.check_message(status_message)
-        return self._change(task_id, owner_id, status, message, None, self._now_ms())
+        now_ms = self._now_ms()
+        with self._lock:
+            entry = self._entry(task_id, owner_id)
+            status = coerce_status(new_status)
+            message = rules.check_message(status_message)
+            record, old = self._move(entry, status, message, None, now_ms)
+        self._log_move(record, old)
+        return record
 
     def set_variables(
         self, task_id: str, owner_id: str, variables: Mapping[str, Any]
@@ -311,11 +326,11 @@ class GlobalLockStore:
 
         Cost: O(size of the variables), under the lock.
         """
-        updates = rules.check_variables(variables)
         now_ms = self._now_ms()
         limit = self._config.max_variable_size_bytes
         with self._lock:
             entry = self._entry(task_id, owner_id)
+            updates = rules.check_variables(variables)
             entry.ensure_live(now_ms)
             entry.variables_json = rules.merge_variables(entry.variables_json, updates, limit)
             entry.last_updated_at = format_timestamp(now_ms)
@@ -323,10 +338,10 @@ class GlobalLockStore:
 
     def set_result(self, task_id: str, owner_id: str, result: Any) -> None:
         """Store *result* on a task not ended; see :meth:`tasks_store.TaskStore.set_result`."""
-        text = dump_result(result)
         now_ms = self._now_ms()
         with self._lock:
             entry = self._entry(task_id, owner_id)
+            text = dump_result(result)
             rules.with_result(entry.copy(), text, now_ms)  # raises as the rules say
             entry.result_json = text
             entry.last_updated_at = format_timestamp(now_ms)
@@ -340,10 +355,15 @@ class GlobalLockStore:
         result: Any,
     ) -> TaskRecord:
         """End the task with *status* and *result*; see ``TaskStore.complete_with_result``."""
-        target = rules.check_terminal_status(status)
-        message = rules.check_message(status_message)
-        text = dump_result(result)
-        return self._change(task_id, owner_id, target, message, text, self._now_ms())
+        now_ms = self._now_ms()
+        with self._lock:
+            entry = self._entry(task_id, owner_id)
+            target = rules.check_terminal_status(status)
+            message = rules.check_message(status_message)
+            text = dump_result(result)
+            record, old = self._move(entry, target, message, text, now_ms)
+        self._log_move(record, old)
+        return record
 
     def cancel(
         self, task_id: str, owner_id: str, status_message: str | None = None

@@ -23,6 +23,7 @@ from benchmarks.stores import ALL_OPS, REFERENCE, STORES, StoreEntry, StoreUnava
 from tasks_store import (
     InMemoryTaskStore,
     InvalidCursor,
+    InvalidParams,
     InvalidTransition,
     NotFound,
     ResourceExhausted,
@@ -239,3 +240,17 @@ def test_writes_follow_the_state_machine(make: Factory) -> None:
     assert store.get_result(task_id, "alice") == {"ok": True}
     with pytest.raises(InvalidTransition):
         store.cancel(task_id, "alice")
+
+
+def test_foreign_caller_gets_not_found_whatever_else_is_wrong(make: Factory) -> None:
+    """The owner is checked before the other arguments: NotFound, not InvalidParams."""
+    store = make()
+    task_id = store.create("alice", "tools/call").task_id
+    with pytest.raises(NotFound):
+        store.update_status(task_id, "mallory", "no-such-status")
+    with pytest.raises(NotFound):
+        store.set_variables(task_id, "mallory", {1: "not a str key"})
+    with pytest.raises(NotFound):
+        store.complete_with_result(task_id, "mallory", "working", None, object())
+    with pytest.raises(InvalidParams):
+        store.update_status(task_id, "alice", "no-such-status")
