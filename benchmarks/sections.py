@@ -99,16 +99,16 @@ QUICK = Settings(
     owners=100,
     probe_tasks=200,
     latency_size=1_000,
-    repeats=3,
-    samples=60,
-    warmup=20,
-    budget_s=0.05,
+    repeats=2,
+    samples=40,
+    warmup=10,
+    budget_s=0.03,
     thread_counts=(1, 2, 4, 8, 16),
     thread_size=500,
-    thread_seconds=0.04,
+    thread_seconds=0.03,
     thread_repeats=1,
     sizes=(500, 1_000, 2_000),
-    size_samples=30,
+    size_samples=20,
     cleanup_samples=1,
     memory_size=1_000,
     memory_budget_s=0.8,
@@ -511,41 +511,59 @@ def run_floor(
 
 # -- 3. size scaling -------------------------------------------------------------
 
-SIZE_OPS = ("create", "get", "list", "cleanup_expired")
+SIZE_OPS = ("create", "get", "list", "cleanup_expired")  # as the table shows them
 
 
 def run_sizes(
     entries: Sequence[StoreEntry], settings: Settings, progress: Progress
 ) -> dict[str, Any]:
-    """Cost of create/get/list/cleanup as other owners' tasks grow; probe owner fixed."""
+    """
+    Cost of create/get/list/cleanup as other owners' tasks grow; probe owner fixed.
+
+    A store is built and filled at every size first; then each operation is
+    timed at every size in turn, the order rotated from one operation to the
+    next, so that a change in the machine's load does not fall on one size.
+    (An ``exclusive`` store is measured one size after another.)
+    """
     overhead = timer_overhead_ns()
     rows: list[dict[str, Any]] = []
+    ops = ("get", "list", "create", "cleanup_expired")
     for entry in entries:
-        for size in settings.sizes:
-            target, reason = _build(entry, False)
-            if target is None:
-                for op in SIZE_OPS:
-                    progress(f"size {size:,} · {entry.name} · {op}")
-                    rows.append(
-                        {"store": entry.name, "op": op, "size": size, "unavailable": reason}
-                    )
-                continue
+        groups = [list(settings.sizes)]
+        if entry.exclusive:
+            groups = [[size] for size in settings.sizes]
+        for group in groups:
+            benches: list[_Bench] = []
+            figures: dict[int, dict[str, dict[str, Any]]] = {}
             try:
-                data = fill(target, size, settings)
-                bench = _Bench(
-                    target, entry, data, size, settings, settings.size_samples, overhead,
-                    on_probe=True,
-                )
-                figures = _measure_ops(
-                    bench, ("get", "list", "create", "cleanup_expired"), progress, f"size {size:,}"
-                )
+                for size in group:
+                    target, reason = _build(entry, False)
+                    if target is None:
+                        figures[size] = {op: {"unavailable": reason} for op in ops}
+                        for op in ops:
+                            progress(f"size {size:,} · {entry.name} · {op} (unavailable)")
+                        continue
+                    figures[size] = {}
+                    benches.append(
+                        _Bench(
+                            target, entry, fill(target, size, settings), size, settings,
+                            settings.size_samples, overhead, on_probe=True,
+                        )
+                    )
+                for index, op in enumerate(ops):
+                    turn = index % max(1, len(benches))
+                    for bench in benches[turn:] + benches[:turn]:
+                        progress(f"size {bench.size:,} · {entry.name} · {op}")
+                        figures[bench.size][op] = bench.measure(op)
             finally:
-                target.close()
+                for bench in benches:
+                    bench.target.close()
             rows.extend(
-                {"store": entry.name, "op": op, "size": size, **fig}
-                for op, fig in figures.items()
+                {"store": entry.name, "op": op, "size": size, **figures[size][op]}
+                for size in group
+                for op in ops
             )
-            del data, target, bench
+            del benches
             gc.collect()
     floors = []
     for size in settings.sizes:

@@ -363,12 +363,16 @@ class StoreEntry:
             several threads will call it at once.
         supports: the operations of :data:`ALL_OPS` it has.
         about: one line on what it is.
+        exclusive: only one of its stores may exist at a time (they share a
+            server that each new one flushes); sections then build them one
+            after another instead of side by side.
     """
 
     name: str
     factory: Callable[[bool], Target]
     supports: frozenset[str]
     about: str
+    exclusive: bool = False
 
 
 #: Every store compared, reference first.
@@ -400,5 +404,6 @@ STORES: tuple[StoreEntry, ...] = (
         "tasks_store.redis.RedisTaskStore on a local redis-server (loopback, no "
         "persistence): Lua scripts, 1-2 round trips per call; its memory rows "
         "count only the client's heap, the tasks live in the server",
+        exclusive=True,
     ),
 )
