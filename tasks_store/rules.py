@@ -33,7 +33,7 @@ from .errors import (
 from .records import Task, TaskRecord
 from .security import ANONYMOUS_OWNERS
 from .status import TaskStatus, coerce_status
-from .wire import check_json, format_timestamp
+from .wire import check_json, compact_json, format_timestamp
 
 __all__ = [
     "DEFAULT_PAGE_SIZE",
@@ -380,7 +380,7 @@ def merge_variables(
             merged.pop(key, None)
         else:
             merged[key] = value
-    text = json.dumps(merged, ensure_ascii=False, separators=(",", ":"))
+    text = compact_json(merged)
     try:
         size = len(text.encode("utf-8"))
     except UnicodeEncodeError:

@@ -42,6 +42,7 @@ from .status import TaskStatus, coerce_status
 
 __all__ = [
     "check_json",
+    "compact_json",
     "converter",
     "dump_json",
     "dump_result",
@@ -247,26 +248,65 @@ def format_timestamp(epoch_ms: int) -> str:
 _SCALARS = (str, int, float, bool, type(None))
 
 
-def check_json(value: Any, path: str) -> None:
-    """Raise InvalidParams unless *value* is plain JSON (string keys only)."""
+class _NotJson(Exception):
+    """Raised inside :func:`_walk`; ``where`` collects the path, innermost first."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.where: list[str] = []
+
+
+def _walk(value: Any) -> None:
+    # No path is built unless something is wrong: this runs on every write.
     if isinstance(value, _SCALARS):
         if isinstance(value, float) and not math.isfinite(value):
-            msg = f"{path} is {value!r}, which JSON cannot represent"
-            raise InvalidParams(msg)
+            raise _NotJson(f"is {value!r}, which JSON cannot represent")
         return
     if isinstance(value, dict):
         for key, item in value.items():
             if not isinstance(key, str):
-                msg = f"{path} has a key of type {type(key).__name__}; keys must be str"
-                raise InvalidParams(msg)
-            check_json(item, f"{path}[{key!r}]")
+                raise _NotJson(f"has a key of type {type(key).__name__}; keys must be str")
+            try:
+                _walk(item)
+            except _NotJson as bad:
+                bad.where.append(f"[{key!r}]")
+                raise
         return
     if isinstance(value, (list, tuple)):
         for index, item in enumerate(value):
-            check_json(item, f"{path}[{index}]")
+            try:
+                _walk(item)
+            except _NotJson as bad:
+                bad.where.append(f"[{index}]")
+                raise
         return
-    msg = f"{path} is of type {type(value).__name__}, which is not a JSON value"
-    raise InvalidParams(msg)
+    raise _NotJson(f"is of type {type(value).__name__}, which is not a JSON value")
+
+
+def check_json(value: Any, path: str) -> None:
+    """
+    Raise :class:`InvalidParams` unless *value* is plain JSON.
+
+    Plain JSON: dicts with str keys, lists and tuples, str, int, finite float,
+    bool and None; nested no deeper than the interpreter's recursion limit
+    (a circular value is refused the same way).  *path* names the value in
+    the message, which also gives the offending item's place.
+    """
+    try:
+        _walk(value)
+    except _NotJson as bad:
+        msg = f"{path}{''.join(reversed(bad.where))} {bad.reason}"
+        raise InvalidParams(msg) from None
+    except RecursionError:
+        msg = f"{path} is nested too deeply (or contains itself)"
+        raise InvalidParams(msg) from None
+
+
+compact_json = json.JSONEncoder(
+    ensure_ascii=False, separators=(",", ":"), check_circular=False
+).encode
+"""Return a JSON value as compact text, unchecked (one encoder, built once)."""
 
 
 def dump_json(value: Any, what: str = "value") -> str:
@@ -280,7 +320,7 @@ def dump_json(value: Any, what: str = "value") -> str:
             non-string key, NaN or infinity, a lone surrogate, another type.
     """
     check_json(value, what)
-    text = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    text = compact_json(value)
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:

@@ -26,7 +26,7 @@ from tasks_store import (
     related_task_meta,
 )
 from tasks_store import wire as wire_module
-from tasks_store.wire import dump_result, format_timestamp, load_result
+from tasks_store.wire import dump_json, dump_result, format_timestamp, load_result
 
 from .strategies import create_task_results, json_values, tasks, timestamps
 
@@ -576,3 +576,24 @@ def test_dump_result_refuses_non_json(bad: Any) -> None:
     """A result JSON cannot encode exactly raises InvalidParams."""
     with pytest.raises(InvalidParams):
         dump_result(bad)
+
+
+def test_circular_or_too_deep_values_are_invalid_params() -> None:
+    """A value that contains itself, or nests past the recursion limit, is refused cleanly."""
+    loop: list[object] = []
+    loop.append(loop)
+    deep: dict[str, object] = {}
+    node = deep
+    for _ in range(5000):
+        node["a"] = {}
+        node = node["a"]  # type: ignore[assignment]
+    for value in (loop, deep):
+        with pytest.raises(InvalidParams, match="nested too deeply"):
+            dump_json(value, "result")
+
+
+def test_json_errors_name_the_offending_place() -> None:
+    """The message points at the bad item inside nested containers."""
+    with pytest.raises(InvalidParams) as info:
+        dump_json({"a": [1, {"b": {1, 2}}]}, "result")
+    assert "result['a'][1]['b'] is of type set, which is not a JSON value" == str(info.value)
