@@ -245,7 +245,7 @@ def format_timestamp(epoch_ms: int) -> str:
 
 # -- JSON text of variables and results ---------------------------------------
 
-_SCALARS = (str, int, float, bool, type(None))
+_PLAIN = frozenset({str, int, bool, type(None)})
 
 
 class _NotJson(Exception):
@@ -259,11 +259,10 @@ class _NotJson(Exception):
 
 def _walk(value: Any) -> None:
     # No path is built unless something is wrong: this runs on every write.
-    if isinstance(value, _SCALARS):
-        if isinstance(value, float) and not math.isfinite(value):
-            raise _NotJson(f"is {value!r}, which JSON cannot represent")
+    kind = type(value)
+    if kind in _PLAIN:
         return
-    if isinstance(value, dict):
+    if kind is dict or isinstance(value, dict):
         for key, item in value.items():
             if not isinstance(key, str):
                 raise _NotJson(f"has a key of type {type(key).__name__}; keys must be str")
@@ -273,13 +272,19 @@ def _walk(value: Any) -> None:
                 bad.where.append(f"[{key!r}]")
                 raise
         return
-    if isinstance(value, (list, tuple)):
+    if kind is list or kind is tuple or isinstance(value, (list, tuple)):
         for index, item in enumerate(value):
             try:
                 _walk(item)
             except _NotJson as bad:
                 bad.where.append(f"[{index}]")
                 raise
+        return
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise _NotJson(f"is {value!r}, which JSON cannot represent")
+        return
+    if isinstance(value, (str, int)):  # subclasses; bool is an int
         return
     raise _NotJson(f"is of type {type(value).__name__}, which is not a JSON value")
 
