@@ -29,7 +29,7 @@ from tasks_store.config import StoreConfig, TaskSecurityConfig
 from tasks_store.errors import Expired, NotFound, WaitTimeout
 from tasks_store.records import Task, TaskPage, TaskRecord
 from tasks_store.status import TaskStatus, coerce_status
-from tasks_store.store._base import log_created, log_foreign, logger
+from tasks_store.store._base import StoreSettings, log_created, log_foreign, logger
 from tasks_store.wire import dump_result, format_timestamp
 
 __all__ = ["GlobalLockStore"]
@@ -105,7 +105,7 @@ class _Entry:
         return self.expires_at_ms is None or self.expires_at_ms > now_ms
 
 
-class GlobalLockStore:
+class GlobalLockStore(StoreSettings):
     """
     A thread-safe task store behind one lock; the benchmarks' baseline.
 
@@ -133,33 +133,19 @@ class GlobalLockStore:
         poll_interval_ms: int = 5000,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        self._config = StoreConfig() if config is None else config
-        self._security = TaskSecurityConfig() if security is None else security
-        self._poll_interval_ms = poll_interval_ms
-        self._clock = clock
+        super().__init__(
+            config=config, security=security, poll_interval_ms=poll_interval_ms, clock=clock
+        )
         self._lock = threading.Lock()  # guards _tasks and every _Entry in it
         self._cond = threading.Condition(self._lock)
         self._tasks: dict[str, _Entry] = {}
         self._seq = itertools.count(1)
         self._secret = os.urandom(16)
 
-    @property
-    def config(self) -> StoreConfig:
-        """The limits this store enforces."""
-        return self._config
-
-    @property
-    def security(self) -> TaskSecurityConfig:
-        """Quota and anonymous-access settings."""
-        return self._security
-
     def __len__(self) -> int:
         """Return how many tasks are held, expired ones included."""
         with self._lock:
             return len(self._tasks)
-
-    def _now_ms(self) -> int:
-        return int(self._clock() * 1000)
 
     # -- create ---------------------------------------------------------------
 

@@ -84,7 +84,7 @@ from .config import StoreConfig, TaskSecurityConfig
 from .errors import InvalidCursor, NotFound, StoreError, WaitTimeout
 from .records import Task, TaskPage, TaskRecord
 from .status import TaskStatus, coerce_status
-from .store._base import log_created, log_foreign, log_status
+from .store._base import StoreSettings, log_created, log_foreign, log_status
 from .wire import dump_result
 
 __all__ = ["RedisTaskStore"]
@@ -139,7 +139,7 @@ class _Keys:
         self.channel = prefix + b":ev:" + tid
 
 
-class RedisTaskStore:
+class RedisTaskStore(StoreSettings):
     """
     A thread-safe task store on a Redis server, shared by many processes.
 
@@ -189,31 +189,16 @@ class RedisTaskStore:
         key_prefix: str = "tasks_store",
         clock: Callable[[], float] = time.time,
     ) -> None:
-        config = StoreConfig() if config is None else config
-        security = TaskSecurityConfig() if security is None else security
         if not isinstance(client, redis.Redis):
             msg = f"client must be a redis.Redis, got {type(client).__name__}"
             raise TypeError(msg)
-        if not isinstance(config, StoreConfig):
-            msg = f"config must be a StoreConfig, got {type(config).__name__}"
-            raise TypeError(msg)
-        if not isinstance(security, TaskSecurityConfig):
-            msg = f"security must be a TaskSecurityConfig, got {type(security).__name__}"
-            raise TypeError(msg)
-        if type(poll_interval_ms) is not int or poll_interval_ms < 0:
-            msg = f"poll_interval_ms must be an int >= 0, got {poll_interval_ms!r}"
-            raise ValueError(msg)
+        super().__init__(
+            config=config, security=security, poll_interval_ms=poll_interval_ms, clock=clock
+        )
         if not isinstance(key_prefix, str) or not key_prefix:
             msg = f"key_prefix must be a non-empty str, got {key_prefix!r}"
             raise ValueError(msg)
-        if not callable(clock):
-            msg = f"clock must be callable, got {type(clock).__name__}"
-            raise TypeError(msg)
         self._client = client
-        self._config = config
-        self._security = security
-        self._poll_interval_ms = poll_interval_ms
-        self._clock = clock
         self._key_prefix = key_prefix
         self._prefix = _raw(key_prefix)
         self._expiry_key = self._prefix + b":expiry"
@@ -228,21 +213,6 @@ class RedisTaskStore:
         self._cleanup = client.register_script(_load_script("cleanup.lua"))
 
     # -- properties -----------------------------------------------------------
-
-    @property
-    def config(self) -> StoreConfig:
-        """The limits this store enforces."""
-        return self._config
-
-    @property
-    def security(self) -> TaskSecurityConfig:
-        """Quota and anonymous-access settings."""
-        return self._security
-
-    @property
-    def poll_interval_ms(self) -> int:
-        """The ``pollInterval`` given to new tasks."""
-        return self._poll_interval_ms
 
     @property
     def key_prefix(self) -> str:
@@ -261,9 +231,6 @@ class RedisTaskStore:
 
     def __repr__(self) -> str:
         return f"<RedisTaskStore prefix={self._key_prefix!r}>"
-
-    def _now_ms(self) -> int:
-        return int(self._clock() * 1000)
 
     @contextmanager
     def _guard(self, what: str) -> Iterator[None]:

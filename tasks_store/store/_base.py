@@ -19,14 +19,15 @@ Rules every method follows:
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 from typing import Any, Protocol, runtime_checkable
 
 from ..config import StoreConfig, TaskSecurityConfig
 from ..records import TaskPage, TaskRecord
 from ..status import TaskStatus
 
-__all__ = ["TaskStore", "log_created", "log_foreign", "log_status", "logger"]
+__all__ = ["StoreSettings", "TaskStore", "log_created", "log_foreign", "log_status", "logger"]
 
 logger = logging.getLogger("tasks_store")
 
@@ -58,6 +59,69 @@ def log_status(old: TaskRecord, new: TaskRecord) -> None:
         old.task.status.value,
         new.task.status.value,
     )
+
+
+class StoreSettings:
+    """
+    The settings every backend takes, checked once, and their properties.
+
+    Args:
+        config: limits; ``StoreConfig()`` when None.
+        security: quota and anonymous access; ``TaskSecurityConfig()`` when None.
+        poll_interval_ms: the ``pollInterval`` given to new tasks.
+        clock: returns the time in epoch seconds; every timestamp and expiry
+            decision uses it.
+
+    Raises:
+        TypeError: *config*, *security* or *clock* is of the wrong type.
+        ValueError: *poll_interval_ms* is not an int >= 0.
+    """
+
+    def __init__(
+        self,
+        *,
+        config: StoreConfig | None = None,
+        security: TaskSecurityConfig | None = None,
+        poll_interval_ms: int = 5000,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        config = StoreConfig() if config is None else config
+        security = TaskSecurityConfig() if security is None else security
+        if not isinstance(config, StoreConfig):
+            msg = f"config must be a StoreConfig, got {type(config).__name__}"
+            raise TypeError(msg)
+        if not isinstance(security, TaskSecurityConfig):
+            msg = f"security must be a TaskSecurityConfig, got {type(security).__name__}"
+            raise TypeError(msg)
+        if type(poll_interval_ms) is not int or poll_interval_ms < 0:
+            msg = f"poll_interval_ms must be an int >= 0, got {poll_interval_ms!r}"
+            raise ValueError(msg)
+        if not callable(clock):
+            msg = f"clock must be callable, got {type(clock).__name__}"
+            raise TypeError(msg)
+        self._config = config
+        self._security = security
+        self._poll_interval_ms = poll_interval_ms
+        self._clock = clock
+
+    @property
+    def config(self) -> StoreConfig:
+        """The limits this store enforces."""
+        return self._config
+
+    @property
+    def security(self) -> TaskSecurityConfig:
+        """Quota and anonymous-access settings."""
+        return self._security
+
+    @property
+    def poll_interval_ms(self) -> int:
+        """The ``pollInterval`` given to new tasks."""
+        return self._poll_interval_ms
+
+    def _now_ms(self) -> int:
+        """One reading of the clock, in epoch milliseconds."""
+        return int(self._clock() * 1000)
 
 
 @runtime_checkable

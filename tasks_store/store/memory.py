@@ -47,7 +47,7 @@ from ..errors import NotFound, WaitTimeout
 from ..records import TaskPage, TaskRecord
 from ..status import TaskStatus, coerce_status
 from ..wire import dump_result
-from ._base import log_created, log_foreign, log_status
+from ._base import StoreSettings, log_created, log_foreign, log_status
 
 __all__ = ["InMemoryTaskStore"]
 
@@ -136,7 +136,7 @@ class _Owner:
             self.live -= 1
 
 
-class InMemoryTaskStore:
+class InMemoryTaskStore(StoreSettings):
     """
     A thread-safe task store in this process's memory.
 
@@ -174,27 +174,12 @@ class InMemoryTaskStore:
         stripes: int = 64,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        config = StoreConfig() if config is None else config
-        security = TaskSecurityConfig() if security is None else security
-        if not isinstance(config, StoreConfig):
-            msg = f"config must be a StoreConfig, got {type(config).__name__}"
-            raise TypeError(msg)
-        if not isinstance(security, TaskSecurityConfig):
-            msg = f"security must be a TaskSecurityConfig, got {type(security).__name__}"
-            raise TypeError(msg)
-        if type(poll_interval_ms) is not int or poll_interval_ms < 0:
-            msg = f"poll_interval_ms must be an int >= 0, got {poll_interval_ms!r}"
-            raise ValueError(msg)
+        super().__init__(
+            config=config, security=security, poll_interval_ms=poll_interval_ms, clock=clock
+        )
         if type(stripes) is not int or stripes < 1:
             msg = f"stripes must be an int >= 1, got {stripes!r}"
             raise ValueError(msg)
-        if not callable(clock):
-            msg = f"clock must be callable, got {type(clock).__name__}"
-            raise TypeError(msg)
-        self._config = config
-        self._security = security
-        self._poll_interval_ms = poll_interval_ms
-        self._clock = clock
         self._stripes = stripes
         self._records: dict[str, TaskRecord] = {}
         self._locks = tuple(_StripeLock() for _ in range(stripes))
@@ -205,32 +190,12 @@ class InMemoryTaskStore:
         self._seq = itertools.count(1)
         self._secret = os.urandom(16)
 
-    # -- properties -----------------------------------------------------------
-
-    @property
-    def config(self) -> StoreConfig:
-        """The limits this store enforces."""
-        return self._config
-
-    @property
-    def security(self) -> TaskSecurityConfig:
-        """Quota and anonymous-access settings."""
-        return self._security
-
-    @property
-    def poll_interval_ms(self) -> int:
-        """The ``pollInterval`` given to new tasks."""
-        return self._poll_interval_ms
-
     def __len__(self) -> int:
         """Return how many tasks are held, expired ones included.  Cost: O(1)."""
         return len(self._records)
 
     def __repr__(self) -> str:
         return f"<InMemoryTaskStore tasks={len(self._records)} stripes={self._stripes}>"
-
-    def _now_ms(self) -> int:
-        return int(self._clock() * 1000)
 
     # -- create ---------------------------------------------------------------
 
