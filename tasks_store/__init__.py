@@ -4,7 +4,11 @@ tasks_store: a thread-safe, synchronous store for MCP tasks (2025-11-25).
 Everything public is importable from here; the work lives in small modules:
 ``status`` (state machine), ``records`` (frozen records), ``wire`` (the cattrs
 converter), ``errors``, ``config`` and ``security`` (limits, owners),
-``rules`` (the domain rules every backend calls) and ``store`` (backends).
+``rules`` (the domain rules every backend calls), ``store`` (the contract and
+the in-memory backend), ``jsonrpc``, ``context`` and ``runner`` (serving MCP
+``tasks/*``).  Two modules are imported on their own, for their extra
+dependencies' sake: ``tasks_store.wsgi`` (``TasksApp``) and
+``tasks_store.redis`` (``RedisTaskStore``, needs redis-py).
 """
 
 from .config import StoreConfig, TaskSecurityConfig
