@@ -6,9 +6,9 @@ Everything public is importable from here; the work lives in small modules:
 converter), ``errors``, ``config`` and ``security`` (limits, owners),
 ``rules`` (the domain rules every backend calls), ``store`` (the contract and
 the in-memory backend), ``jsonrpc``, ``context`` and ``runner`` (serving MCP
-``tasks/*``).  Two modules are imported on their own, for their extra
-dependencies' sake: ``tasks_store.wsgi`` (``TasksApp``) and
-``tasks_store.redis`` (``RedisTaskStore``, needs redis-py).
+``tasks/*``).  Two modules are imported by name: ``tasks_store.wsgi``
+(``TasksApp``, the HTTP transport) and ``tasks_store.redis``
+(``RedisTaskStore``, which needs redis-py, the ``redis`` extra).
 """
 
 from .config import StoreConfig, TaskSecurityConfig
