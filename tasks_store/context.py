@@ -11,10 +11,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, TypeVar
 
+from . import rules
 from .errors import InvalidParams, NotFound
 from .records import JsonRpcError, TaskRecord
 from .status import TaskStatus
 from .store import TaskStore
+from .store._base import require_store
 
 __all__ = ["TaskContext"]
 
@@ -33,6 +35,10 @@ class TaskContext:
         task_id: the task's id.
         owner_id: the task's owner; every call is made on their behalf.
 
+    Raises:
+        TypeError: *store* is not a task store.
+        InvalidParams: *task_id* or *owner_id* is not a str.
+
     >>> from tasks_store import InMemoryTaskStore
     >>> store = InMemoryTaskStore()
     >>> task = store.create("alice", "tools/call")
@@ -46,8 +52,11 @@ class TaskContext:
     __slots__ = ("_owner_id", "_store", "_task_id")
 
     def __init__(self, store: TaskStore, task_id: str, owner_id: str) -> None:
-        self._store = store
-        self._task_id = task_id
+        self._store = require_store(store)
+        self._task_id = rules.check_task_id(task_id)
+        if not isinstance(owner_id, str):
+            msg = f"owner_id must be a str, got {type(owner_id).__name__}"
+            raise InvalidParams(msg)
         self._owner_id = owner_id
 
     def __repr__(self) -> str:

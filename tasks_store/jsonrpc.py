@@ -40,6 +40,7 @@ from .errors import (
 )
 from .records import RELATED_TASK_META_KEY, JsonRpcError
 from .store import TaskStore
+from .store._base import require_store
 from .wire import check_json
 
 if TYPE_CHECKING:
@@ -225,7 +226,9 @@ class TasksRpc:
         if (tools is None) != (runner is None):
             msg = "tools and runner go together: give both or neither"
             raise ValueError(msg)
-        self._store = store
+        if tools is not None:
+            check_tools(tools)
+        self._store = require_store(store)
         self._result_timeout = result_timeout
         self._tools: Mapping[str, ToolFn] = MappingProxyType(dict(tools or {}))
         self._runner = runner
@@ -450,6 +453,24 @@ class _Answer(Exception):
     def __init__(self, error: Mapping[str, Any]) -> None:
         super().__init__(error.get("message"))
         self.error = error
+
+
+def check_tools(tools: object) -> Mapping[str, ToolFn]:
+    """
+    Return *tools* if it maps tool names (str) to callables.
+
+    Raises:
+        TypeError: it is not a mapping, a name is not a str, or a tool is not
+            callable.
+    """
+    if not isinstance(tools, Mapping):
+        msg = f"tools must be a mapping of tool name to function, got {type(tools).__name__}"
+        raise TypeError(msg)
+    for name, tool in tools.items():
+        if not isinstance(name, str) or not callable(tool):
+            msg = f"tools must map str names to callables; got {name!r}: {tool!r}"
+            raise TypeError(msg)
+    return tools
 
 
 def _call_tool(

@@ -23,6 +23,7 @@ from .jsonrpc import INTERNAL_ERROR, error_object
 from .records import MODEL_IMMEDIATE_RESPONSE_META_KEY, CreateTaskResult, JsonRpcError
 from .status import TaskStatus
 from .store import TaskStore
+from .store._base import require_store
 
 __all__ = ["TaskFn", "TaskRunner"]
 
@@ -54,7 +55,7 @@ class TaskRunner:
         if isinstance(max_workers, bool) or not isinstance(max_workers, int) or max_workers < 1:
             msg = f"max_workers must be a positive int, got {max_workers!r}"
             raise ValueError(msg)
-        self._store = store
+        self._store = require_store(store)
         self._executor = ThreadPoolExecutor(
             max_workers=max_workers, thread_name_prefix="tasks_store-runner"
         )
@@ -111,9 +112,13 @@ class TaskRunner:
             The ``CreateTaskResult`` as its wire dict.
 
         Raises:
+            TypeError: *fn* is not callable (nothing is created).
             RuntimeError: the runner is shut down.
             TaskError: from ``store.create`` (quota, ttl, anonymous owner).
         """
+        if not callable(fn):
+            msg = f"fn must be callable, got {type(fn).__name__}"
+            raise TypeError(msg)
         with self._lock:
             if self._closed:
                 msg = "TaskRunner is shut down"

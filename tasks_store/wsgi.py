@@ -34,6 +34,7 @@ from .jsonrpc import (
     INVALID_REQUEST,
     TasksRpc,
     ToolFn,
+    check_tools,
     encode_response,
     error_object,
     error_response,
@@ -109,6 +110,14 @@ class TasksApp:
         if runner is not None and tools is None:
             msg = "runner needs tools"
             raise ValueError(msg)
+        if not isinstance(rpc, TasksRpc):
+            msg = f"rpc must be a TasksRpc, got {type(rpc).__name__}"
+            raise TypeError(msg)
+        if owner_from_environ is not None and not callable(owner_from_environ):
+            msg = f"owner_from_environ must be callable, got {type(owner_from_environ).__name__}"
+            raise TypeError(msg)
+        if tools is not None:
+            check_tools(tools)
         self._owned_runner: TaskRunner | None = None
         if tools is not None:
             if runner is None:

@@ -27,7 +27,15 @@ from ..config import StoreConfig, TaskSecurityConfig
 from ..records import TaskPage, TaskRecord
 from ..status import TaskStatus
 
-__all__ = ["StoreSettings", "TaskStore", "log_created", "log_foreign", "log_status", "logger"]
+__all__ = [
+    "StoreSettings",
+    "TaskStore",
+    "log_created",
+    "log_foreign",
+    "log_status",
+    "logger",
+    "require_store",
+]
 
 logger = logging.getLogger("tasks_store")
 
@@ -280,3 +288,16 @@ class TaskStore(Protocol):
             WaitTimeout: *timeout* seconds passed first.
             InvalidParams: *timeout* is not a number >= 0 or None.
         """
+
+
+def require_store(store: object) -> TaskStore:
+    """
+    Return *store* if it has every method and property of :class:`TaskStore`.
+
+    Raises:
+        TypeError: it does not (None, a client, a class instead of an instance).
+    """
+    if isinstance(store, type) or not isinstance(store, TaskStore):
+        msg = f"store must be a task store (InMemoryTaskStore, RedisTaskStore, ...), got {store!r}"
+        raise TypeError(msg)
+    return store
