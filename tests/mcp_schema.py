@@ -1,5 +1,5 @@
 """
-Validate JSON-RPC responses against the shared MCP 2025-11-25 schema.
+Validate JSON-RPC responses against the MCP 2025-11-25 schema (vendored in tests/data).
 
 ``check_response(response, result_def)`` validates the envelope
 (``JSONRPCResultResponse`` or ``JSONRPCErrorResponse``) and, for a result,
@@ -17,7 +17,12 @@ from typing import Any
 
 import jsonschema
 
-SCHEMA_PATH = Path(__file__).parents[2] / "shared/spec/mcp-schema-2025-11-25.json"
+#: Verbatim copies of the specification's schemas; see tests/data/README.md.
+DATA_DIR = Path(__file__).parent / "data"
+SCHEMA_PATH = DATA_DIR / "mcp-schema-2025-11-25.json"
+SCHEMA_2026_PATH = DATA_DIR / "mcp-schema-2026-07-28.json"
+EXT_TASKS_SCHEMA_PATH = DATA_DIR / "ext-tasks-schema.json"
+EXAMPLES_DIR = DATA_DIR / "examples-2025-11-25"
 
 _lock = threading.Lock()
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import re
-from pathlib import Path
 from typing import Any
 
 import cattrs
@@ -28,11 +27,9 @@ from tasks_store import (
 from tasks_store import wire as wire_module
 from tasks_store.wire import dump_json, dump_result, format_timestamp, load_result
 
+from .mcp_schema import EXAMPLES_DIR, SCHEMA_PATH
 from .strategies import create_task_results, json_values, tasks, timestamps
 
-SPEC_DIR = Path(__file__).parents[2] / "shared/spec"
-SCHEMA_PATH = SPEC_DIR / "mcp-schema-2025-11-25.json"
-EXAMPLES_DIR = SPEC_DIR / "examples-2025-11-25"
 STORE_TIMESTAMP = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
 
 TASK_ID = "786af6b0-2779-48ed-9cc1-b8a8a25b8a86"
@@ -46,10 +43,6 @@ MINIMAL_WIRE: dict[str, Any] = {
 
 
 def _schema() -> dict[str, Any]:
-    assert SCHEMA_PATH.is_file(), (
-        f"shared MCP schema missing: expected it at {SCHEMA_PATH} "
-        "(the 'shared' folder next to the repository root)"
-    )
     return json.loads(SCHEMA_PATH.read_text(encoding="utf-8"))  # type: ignore[no-any-return]
 
 
