@@ -24,7 +24,7 @@ from typing import Any
 import waitress
 
 from tasks_store import InMemoryTaskStore, TaskContext, TasksRpc
-from tasks_store.wsgi import TasksApp
+from tasks_store.mcp.wsgi import TasksApp
 
 
 def slow_count(arguments: dict[str, Any], ctx: TaskContext | None) -> dict[str, Any]:

@@ -1,18 +1,28 @@
 """
 tasks_store: a thread-safe, synchronous store for MCP tasks (2025-11-25).
 
-Everything public is importable from here; the work lives in small modules:
-``status`` (state machine), ``records`` (frozen records), ``wire`` (the cattrs
-converter), ``errors``, ``config`` and ``security`` (limits, owners),
-``rules`` (the domain rules every backend calls), ``store`` (the contract and
-the in-memory backend), ``jsonrpc``, ``context`` and ``runner`` (serving MCP
-``tasks/*``).  Two modules are imported by name: ``tasks_store.wsgi``
-(``TasksApp``, the HTTP transport) and ``tasks_store.redis``
-(``RedisTaskStore``, which needs redis-py, the ``redis`` extra).
+Everything public is importable from here.  The package has three layers,
+each importing only the ones below it:
+
+* **domain**: ``status`` (the state machine), ``errors`` (every error, and
+  every JSON-RPC code, on its class), ``config`` and ``security`` (limits,
+  owners), ``records`` (frozen records), ``wire`` (the cattrs converter and
+  the JSON text the store keeps) and ``rules`` (the domain rules every
+  backend calls);
+* **storage**: ``store`` (the ``TaskStore`` contract, the in-memory backend,
+  and ``store.redis``, the Redis backend);
+* **protocol**: ``mcp`` (``mcp.jsonrpc``, ``mcp.context``, ``mcp.runner`` and
+  ``mcp.wsgi``: serving MCP ``tasks/*`` over JSON-RPC and HTTP).
+
+``RedisTaskStore`` is resolved on first use: importing ``tasks_store`` never
+imports redis-py (the ``redis`` extra).  The old module paths
+``tasks_store.jsonrpc``, ``.wsgi``, ``.context`` and ``.runner`` still work
+and warn (:class:`DeprecationWarning`).
 """
 
+from typing import TYPE_CHECKING, Any
+
 from .config import StoreConfig, TaskSecurityConfig
-from .context import TaskContext
 from .errors import (
     AnonymousAccessDenied,
     Expired,
@@ -28,7 +38,9 @@ from .errors import (
     VariableSizeExceeded,
     WaitTimeout,
 )
-from .jsonrpc import TasksRpc
+from .mcp.context import TaskContext
+from .mcp.jsonrpc import TasksRpc
+from .mcp.runner import TaskRunner
 from .records import (
     MODEL_IMMEDIATE_RESPONSE_META_KEY,
     RELATED_TASK_META_KEY,
@@ -39,7 +51,6 @@ from .records import (
     TaskRecord,
     related_task_meta,
 )
-from .runner import TaskRunner
 from .security import DEFAULT_LOCAL_OWNER, resolve_owner_id
 from .status import TaskStatus
 from .store import InMemoryTaskStore, TaskStore
@@ -59,6 +70,7 @@ __all__ = [
     "JsonRpcError",
     "NotFound",
     "NotReady",
+    "RedisTaskStore",
     "ResourceExhausted",
     "StoreConfig",
     "StoreError",
@@ -80,3 +92,26 @@ __all__ = [
     "resolve_owner_id",
 ]
 __version__ = "0.1.0"
+
+if TYPE_CHECKING:
+    from .store.redis import RedisTaskStore
+
+#: Names resolved on first access, each to (module, attribute).
+_LAZY = {"RedisTaskStore": (".store.redis", "RedisTaskStore")}
+
+
+def __getattr__(name: str) -> Any:
+    """Resolve :data:`_LAZY` names on first access (``RedisTaskStore`` needs redis-py)."""
+    if name in _LAZY:
+        import importlib
+
+        module, attribute = _LAZY[name]
+        value = getattr(importlib.import_module(module, __name__), attribute)
+        globals()[name] = value
+        return value
+    msg = f"module {__name__!r} has no attribute {name!r}"
+    raise AttributeError(msg)
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_LAZY})

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from tasks_store import InMemoryTaskStore, InvalidParams, TaskContext, TaskRunner, TasksRpc
-from tasks_store.wsgi import TasksApp
+from tasks_store.mcp.wsgi import TasksApp
 
 
 def _tool(arguments: dict[str, Any], ctx: Any) -> dict[str, Any]:

@@ -22,7 +22,7 @@ import waitress
 from waitress import wasyncore
 
 from tasks_store import TaskContext, TaskSecurityConfig, TasksRpc, TaskStore
-from tasks_store.wsgi import TasksApp
+from tasks_store.mcp.wsgi import TasksApp
 
 from .mcp_schema import check_response
 

@@ -25,7 +25,7 @@ from tasks_store import (
     TaskStatus,
     errors,
 )
-from tasks_store.jsonrpc import (
+from tasks_store.mcp.jsonrpc import (
     ERROR_CODES,
     INTERNAL_ERROR,
     INVALID_PARAMS,

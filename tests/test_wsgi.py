@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from tasks_store import InvalidParams, TaskContext, TaskRunner, TasksRpc
-from tasks_store.wsgi import TasksApp, default_owner_from_environ
+from tasks_store.mcp.wsgi import TasksApp, default_owner_from_environ
 
 from .mcp_schema import check_response
 

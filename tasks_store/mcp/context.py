@@ -1,0 +1,267 @@
+"""
+:class:`TaskContext`: what a tool handler uses while its task runs.
+
+A context is a handle: it holds no state of its own and every call goes to
+the store, so it is as thread-safe as the store and always sees the task as
+it is now (a cancellation from another thread included).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, TypeVar
+
+from .. import rules
+from ..errors import InvalidParams, NotFound
+from ..records import JsonRpcError, TaskRecord
+from ..status import TaskStatus
+from ..store import TaskStore
+from ..store._base import require_store
+
+__all__ = ["TaskContext"]
+
+_T = TypeVar("_T")
+
+#: JSON-RPC "Internal error": the code of the error ``fail`` stores by default.
+_INTERNAL_ERROR = -32603
+
+
+class TaskContext:
+    """
+    One running task, as its handler sees it.
+
+    Args:
+        store: the store holding the task.
+        task_id: the task's id.
+        owner_id: the task's owner; every call is made on their behalf.
+
+    Raises:
+        TypeError: *store* is not a task store.
+        InvalidParams: *task_id* or *owner_id* is not a str.
+
+    >>> from tasks_store import InMemoryTaskStore
+    >>> store = InMemoryTaskStore()
+    >>> task = store.create("alice", "tools/call")
+    >>> ctx = TaskContext(store, task.task_id, "alice")
+    >>> ctx.set_variable("progress", 0.5).status.value
+    'working'
+    >>> ctx.get_float("progress")
+    0.5
+    """
+
+    __slots__ = ("_owner_id", "_store", "_task_id")
+
+    def __init__(self, store: TaskStore, task_id: str, owner_id: str) -> None:
+        self._store = require_store(store)
+        self._task_id = rules.check_task_id(task_id)
+        if not isinstance(owner_id, str):
+            msg = f"owner_id must be a str, got {type(owner_id).__name__}"
+            raise InvalidParams(msg)
+        self._owner_id = owner_id
+
+    def __repr__(self) -> str:
+        return f"TaskContext(task_id={self._task_id!r})"
+
+    @property
+    def task_id(self) -> str:
+        """The task's id."""
+        return self._task_id
+
+    @property
+    def owner_id(self) -> str:
+        """The task's owner."""
+        return self._owner_id
+
+    @property
+    def store(self) -> TaskStore:
+        """The store holding the task."""
+        return self._store
+
+    def record(self) -> TaskRecord:
+        """
+        Return the task's current record.
+
+        Raises:
+            NotFound: the task is gone (removed after it expired).
+        """
+        return self._store.get(self._task_id, self._owner_id)
+
+    # -- variables ------------------------------------------------------------
+
+    def variables(self) -> dict[str, Any]:
+        """
+        Return a copy of the task's variables.
+
+        Raises:
+            NotFound: the task is gone.
+        """
+        return dict(self.record().variables)
+
+    def get_variable(self, key: str, default: Any = None) -> Any:
+        """
+        Return the variable *key*, or *default* when it is not set.
+
+        Raises:
+            NotFound: the task is gone.
+        """
+        return self.record().variables.get(key, default)
+
+    def get_str(self, key: str, default: str | None = None) -> str | None:
+        """
+        Return the string variable *key*, or *default* when it is not set.
+
+        Raises:
+            InvalidParams: the variable is set and is not a string.
+            NotFound: the task is gone.
+        """
+        return self._typed(key, default, str, "a string")
+
+    def get_int(self, key: str, default: int | None = None) -> int | None:
+        """
+        Return the integer variable *key*, or *default* when it is not set.
+
+        Raises:
+            InvalidParams: the variable is set and is not an integer (a
+                boolean is not one).
+            NotFound: the task is gone.
+        """
+        return self._typed(key, default, int, "an integer")
+
+    def get_float(self, key: str, default: float | None = None) -> float | None:
+        """
+        Return the number variable *key* as a float, or *default* when not set.
+
+        An integer is accepted and converted (JSON has one number type).
+
+        Raises:
+            InvalidParams: the variable is set and is not a number.
+            NotFound: the task is gone.
+        """
+        value = self.record().variables.get(key)
+        if value is None:
+            return default
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise _wrong_type(key, "a number", value)
+        return float(value)
+
+    def get_bool(self, key: str, default: bool | None = None) -> bool | None:
+        """
+        Return the boolean variable *key*, or *default* when it is not set.
+
+        Raises:
+            InvalidParams: the variable is set and is not a boolean.
+            NotFound: the task is gone.
+        """
+        return self._typed(key, default, bool, "a boolean")
+
+    def _typed(self, key: str, default: _T | None, kind: type[_T], name: str) -> _T | None:
+        value = self.record().variables.get(key)
+        if value is None:
+            return default
+        if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+            raise _wrong_type(key, name, value)
+        return value
+
+    def set_variable(self, key: str, value: Any) -> TaskRecord:
+        """
+        Set the variable *key* to *value*; None deletes it.
+
+        Returns:
+            The task's new record.
+
+        Raises:
+            InvalidParams: *key* is not a str or *value* is not JSON.
+            VariableSizeExceeded: the variables would grow past the limit.
+            NotFound, Expired: the task is gone or expired.
+        """
+        return self._store.set_variables(self._task_id, self._owner_id, {key: value})
+
+    def set_variables(self, variables: Mapping[str, Any]) -> TaskRecord:
+        """
+        Merge *variables* into the task's (None values delete keys).
+
+        Returns:
+            The task's new record.
+
+        Raises:
+            InvalidParams, VariableSizeExceeded, NotFound, Expired: as
+                :meth:`TaskStore.set_variables`.
+        """
+        return self._store.set_variables(self._task_id, self._owner_id, variables)
+
+    # -- status ---------------------------------------------------------------
+
+    def require_input(self, message: str | None = None) -> TaskRecord:
+        """
+        Move the task to ``input_required``.
+
+        Raises:
+            InvalidTransition: the task is not working (e.g. cancelled).
+            NotFound, Expired: the task is gone or expired.
+        """
+        return self._store.update_status(
+            self._task_id, self._owner_id, TaskStatus.INPUT_REQUIRED, message
+        )
+
+    def resume(self, message: str | None = None) -> TaskRecord:
+        """
+        Move the task back to ``working``.
+
+        Raises:
+            InvalidTransition: the task is not ``input_required``.
+            NotFound, Expired: the task is gone or expired.
+        """
+        return self._store.update_status(
+            self._task_id, self._owner_id, TaskStatus.WORKING, message
+        )
+
+    def complete(self, result: Any, message: str | None = None) -> TaskRecord:
+        """
+        End the task ``completed`` with *result*, in one step.
+
+        Raises:
+            InvalidTransition: the task has already ended (e.g. cancelled).
+            InvalidParams: *result* is not JSON.
+            NotFound, Expired: the task is gone or expired.
+        """
+        return self._store.complete_with_result(
+            self._task_id, self._owner_id, TaskStatus.COMPLETED, message, result
+        )
+
+    def fail(self, message: str, result: Any = None) -> TaskRecord:
+        """
+        End the task ``failed`` with status message *message*.
+
+        Args:
+            message: the status message, also the error message by default.
+            result: what ``tasks/result`` answers; None stores
+                ``JsonRpcError(-32603, message)``, so the request reads as
+                having failed with an internal error.
+
+        Raises:
+            InvalidTransition: the task has already ended.
+            InvalidParams: *result* is not JSON.
+            NotFound, Expired: the task is gone or expired.
+        """
+        if result is None:
+            result = JsonRpcError(_INTERNAL_ERROR, message)
+        return self._store.complete_with_result(
+            self._task_id, self._owner_id, TaskStatus.FAILED, message, result
+        )
+
+    def is_cancelled(self) -> bool:
+        """
+        Return whether the task was cancelled, or is gone from the store.
+
+        A handler should check this now and then and stop early when True:
+        nobody will read what it would produce.
+        """
+        try:
+            return self.record().status is TaskStatus.CANCELLED
+        except NotFound:
+            return True
+
+
+def _wrong_type(key: str, expected: str, value: object) -> InvalidParams:
+    msg = f"variable {key!r} must be {expected}, got {type(value).__name__}"
+    return InvalidParams(msg)

@@ -1,0 +1,552 @@
+"""
+The MCP ``tasks/*`` JSON-RPC handler: :class:`TasksRpc`.
+
+One JSON-RPC 2.0 request in, one response out, shaped as the 2025-11-25
+schema says.  :data:`ERROR_CODES` is the one table from errors to JSON-RPC
+codes; every error response this package sends is built from it by
+:func:`error_object`.
+
+Methods: ``tasks/get``, ``tasks/result``, ``tasks/list``, ``tasks/cancel``;
+with tools configured (see :meth:`TasksRpc.with_tools`) also ``tools/call``.
+
+Responses to requests whose id cannot be read (parse errors, malformed
+envelopes) carry no ``id`` member: JSON-RPC 2.0 would send ``"id": null``,
+but the MCP schema's ``RequestId`` is a string or an integer, and its
+``JSONRPCErrorResponse`` makes ``id`` optional.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable, Mapping
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any
+
+from ..errors import (
+    AnonymousAccessDenied,
+    Expired,
+    InvalidCursor,
+    InvalidParams,
+    InvalidTransition,
+    NotFound,
+    NotReady,
+    ResourceExhausted,
+    StoreError,
+    TaskError,
+    TtlExceeded,
+    VariableSizeExceeded,
+    WaitTimeout,
+)
+from ..records import RELATED_TASK_META_KEY, JsonRpcError
+from ..store import TaskStore
+from ..store._base import require_store
+from ..wire import check_json
+
+if TYPE_CHECKING:
+    from .context import TaskContext
+    from .runner import TaskRunner
+
+__all__ = [
+    "ERROR_CODES",
+    "INTERNAL_ERROR",
+    "INVALID_PARAMS",
+    "INVALID_REQUEST",
+    "MAX_TASK_ID_LENGTH",
+    "METHOD_NOT_FOUND",
+    "PARSE_ERROR",
+    "InvalidRequest",
+    "MethodNotFound",
+    "ParseError",
+    "TasksRpc",
+    "ToolFn",
+    "encode_response",
+    "error_code",
+    "error_object",
+    "error_response",
+]
+
+logger = logging.getLogger("tasks_store")
+
+PARSE_ERROR = -32700
+INVALID_REQUEST = -32600
+METHOD_NOT_FOUND = -32601
+INVALID_PARAMS = -32602
+INTERNAL_ERROR = -32603
+
+#: Longest ``taskId`` a request may carry; longer ones answer -32602 at once.
+MAX_TASK_ID_LENGTH = 256
+
+#: The generic message of an internal fault; details go to the log only.
+_INTERNAL_MESSAGE = "Internal error"
+
+
+class ParseError(Exception):
+    """The request body is not JSON (-32700)."""
+
+
+class InvalidRequest(Exception):
+    """The message is not a valid JSON-RPC 2.0 request object (-32600)."""
+
+
+class MethodNotFound(Exception):
+    """The method does not exist here (-32601)."""
+
+
+#: The one table from errors to JSON-RPC codes.  Looked up along the error's
+#: MRO, most derived class first; anything absent is an internal error.
+ERROR_CODES: Mapping[type[BaseException], int] = MappingProxyType(
+    {
+        ParseError: PARSE_ERROR,
+        InvalidRequest: INVALID_REQUEST,
+        MethodNotFound: METHOD_NOT_FOUND,
+        InvalidParams: INVALID_PARAMS,
+        NotFound: INVALID_PARAMS,
+        Expired: INVALID_PARAMS,
+        NotReady: INVALID_PARAMS,
+        InvalidTransition: INVALID_PARAMS,
+        InvalidCursor: INVALID_PARAMS,
+        VariableSizeExceeded: INVALID_PARAMS,
+        TtlExceeded: INVALID_PARAMS,
+        AnonymousAccessDenied: INVALID_PARAMS,
+        ResourceExhausted: INTERNAL_ERROR,
+        StoreError: INTERNAL_ERROR,
+        WaitTimeout: INTERNAL_ERROR,
+        TaskError: INTERNAL_ERROR,
+    }
+)
+
+#: A tool: ``fn(arguments, ctx)`` returning a ``CallToolResult`` dict;
+#: *ctx* is None when the tool runs inline (no ``task`` in the request).
+ToolFn = Callable[[dict[str, Any], "TaskContext | None"], Mapping[str, Any]]
+
+
+def error_code(exc: BaseException) -> int:
+    """
+    Return the JSON-RPC code for *exc*, from :data:`ERROR_CODES`.
+
+    >>> error_code(NotFound("t-1"))
+    -32602
+    >>> error_code(KeyError("x"))
+    -32603
+    """
+    for cls in type(exc).__mro__:
+        code = ERROR_CODES.get(cls)
+        if code is not None:
+            return code
+    return INTERNAL_ERROR
+
+
+def error_object(exc: BaseException) -> dict[str, Any]:
+    """
+    Return the JSON-RPC error object (``{"code", "message", "data"?}``) for *exc*.
+
+    A :class:`TaskError` keeps its message and ``data``; the three protocol
+    errors of this module keep their message; anything else becomes the
+    generic ``"Internal error"`` with no detail (log it yourself).
+    """
+    code = error_code(exc)
+    if isinstance(exc, TaskError):
+        error = exc.to_jsonrpc_error()
+        error["code"] = code
+        return error
+    if isinstance(exc, (ParseError, InvalidRequest, MethodNotFound)):
+        return {"code": code, "message": str(exc)}
+    return {"code": INTERNAL_ERROR, "message": _INTERNAL_MESSAGE}
+
+
+def error_response(request_id: str | int | None, error: Mapping[str, Any]) -> dict[str, Any]:
+    """Return a JSON-RPC error response; no ``id`` member when *request_id* is None."""
+    response: dict[str, Any] = {"jsonrpc": "2.0"}
+    if request_id is not None:
+        response["id"] = request_id
+    response["error"] = dict(error)
+    return response
+
+
+def encode_response(response: Mapping[str, Any]) -> bytes:
+    """
+    Return *response* as compact UTF-8 JSON.
+
+    Never raises: a response JSON cannot encode (NaN, a lone surrogate, a
+    foreign type) is logged and replaced by a -32603 error response.
+    """
+    try:
+        return json.dumps(
+            response, ensure_ascii=False, allow_nan=False, separators=(",", ":")
+        ).encode("utf-8")
+    except (TypeError, ValueError, UnicodeEncodeError):
+        logger.exception("could not encode a JSON-RPC response")
+        request_id = response.get("id")
+        if type(request_id) not in (str, int):
+            request_id = None
+        fallback = error_response(
+            request_id, {"code": INTERNAL_ERROR, "message": _INTERNAL_MESSAGE}
+        )
+        return json.dumps(fallback, ensure_ascii=True).encode("ascii")
+
+
+def _is_request_id(value: object) -> bool:
+    return type(value) is str or type(value) is int
+
+
+class TasksRpc:
+    """
+    Answer MCP ``tasks/*`` requests from one :class:`TaskStore`.
+
+    Args:
+        store: where the tasks live.
+        result_timeout: seconds ``tasks/result`` blocks waiting for a task
+            to end; None blocks until it does.  When the time runs out the
+            answer is a -32603 error whose ``data`` holds ``taskId``,
+            ``timeout`` and the task's current ``status``: the task goes on,
+            and the client polls ``tasks/get`` or asks again.
+
+    Raises:
+        ValueError: *result_timeout* is negative or not a number.
+
+    Thread-safe: one instance serves every request thread.
+    """
+
+    def __init__(
+        self,
+        store: TaskStore,
+        *,
+        result_timeout: float | None = 60.0,
+        tools: Mapping[str, ToolFn] | None = None,
+        runner: TaskRunner | None = None,
+    ) -> None:
+        if result_timeout is not None and (
+            isinstance(result_timeout, bool)
+            or not isinstance(result_timeout, (int, float))
+            or not result_timeout >= 0
+        ):
+            msg = f"result_timeout must be a number >= 0 or None, got {result_timeout!r}"
+            raise ValueError(msg)
+        if (tools is None) != (runner is None):
+            msg = "tools and runner go together: give both or neither"
+            raise ValueError(msg)
+        if tools is not None:
+            check_tools(tools)
+        self._store = require_store(store)
+        self._result_timeout = result_timeout
+        self._tools: Mapping[str, ToolFn] = MappingProxyType(dict(tools or {}))
+        self._runner = runner
+        self._methods: Mapping[str, Callable[[dict[str, Any], str], dict[str, Any]]] = {
+            "tasks/get": self._tasks_get,
+            "tasks/result": self._tasks_result,
+            "tasks/list": self._tasks_list,
+            "tasks/cancel": self._tasks_cancel,
+        }
+        if runner is not None:
+            self._methods = {**self._methods, "tools/call": self._tools_call}
+
+    @property
+    def store(self) -> TaskStore:
+        """The store this handler answers from."""
+        return self._store
+
+    @property
+    def result_timeout(self) -> float | None:
+        """Seconds ``tasks/result`` waits; None for no limit."""
+        return self._result_timeout
+
+    @property
+    def tools(self) -> Mapping[str, ToolFn]:
+        """The tools ``tools/call`` can run (read-only; empty without tools)."""
+        return self._tools
+
+    def with_tools(self, tools: Mapping[str, ToolFn], runner: TaskRunner) -> TasksRpc:
+        """
+        Return a handler on the same store that also answers ``tools/call``.
+
+        Args:
+            tools: tool name to ``fn(arguments, ctx)`` returning a
+                ``CallToolResult`` dict.
+            runner: runs task-augmented calls in the background.
+
+        Returns:
+            A new :class:`TasksRpc`; this one is unchanged.
+        """
+        return TasksRpc(
+            self._store, result_timeout=self._result_timeout, tools=tools, runner=runner
+        )
+
+    # -- entry points ---------------------------------------------------------
+
+    def handle(self, message: Any, owner_id: str) -> dict[str, Any] | None:
+        """
+        Answer one JSON-RPC message on behalf of *owner_id*.
+
+        Args:
+            message: the decoded JSON (normally a Mapping; anything else is
+                answered with -32600).
+            owner_id: the caller, as :func:`resolve_owner_id` gives it.
+
+        Returns:
+            The response object, or None for a notification or a response
+            (messages that get no answer; they are not acted on).
+
+        Never raises, and never puts a traceback in a response: internal
+        faults answer -32603 ``"Internal error"`` and are logged on the
+        ``tasks_store`` logger.
+        """
+        request_id: str | int | None = None
+        try:
+            if not isinstance(message, Mapping):
+                msg = f"Invalid request: expected a JSON object, got {_json_type(message)}"
+                raise InvalidRequest(msg)
+            if "id" in message and _is_request_id(message["id"]):
+                request_id = message["id"]
+            method, params, notification = self._envelope(message)
+            if notification:
+                return None
+            handler = self._methods.get(method)
+            if handler is None:
+                msg = f"Method not found: {_clip(method)}"
+                raise MethodNotFound(msg)
+            result = handler(params, owner_id)
+        except _Answer as answer:
+            return error_response(request_id, answer.error)
+        except Exception as exc:  # every fault becomes a response
+            return self._error(request_id, exc)
+        return {"jsonrpc": "2.0", "id": request_id, "result": result}
+
+    def handle_json(self, body: bytes | str, owner_id: str) -> dict[str, Any] | None:
+        """
+        Decode *body* as JSON and answer it with :meth:`handle`.
+
+        Returns:
+            The response object (-32700 without ``id`` if *body* is not
+            UTF-8 JSON), or None when no answer is due.
+
+        Never raises.
+        """
+        try:
+            text = body.decode("utf-8") if isinstance(body, bytes) else body
+            message = json.loads(text)
+        except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+            return error_response(None, error_object(ParseError(f"Parse error: {_reason(exc)}")))
+        return self.handle(message, owner_id)
+
+    # -- envelope -------------------------------------------------------------
+
+    @staticmethod
+    def _envelope(message: Mapping[str, Any]) -> tuple[str, dict[str, Any], bool]:
+        """Check the JSON-RPC envelope; return (method, params, is_notification)."""
+        if message.get("jsonrpc") != "2.0":
+            msg = 'Invalid request: "jsonrpc" must be "2.0"'
+            raise InvalidRequest(msg)
+        has_id = "id" in message
+        if has_id and not _is_request_id(message["id"]):
+            msg = (
+                'Invalid request: "id" must be a string or an integer, '
+                f"got {_json_type(message['id'])}"
+            )
+            raise InvalidRequest(msg)
+        if "method" not in message:
+            if has_id and ("result" in message or "error" in message):
+                return "", {}, True  # a response from the client: nothing to answer
+            msg = 'Invalid request: "method" is missing'
+            raise InvalidRequest(msg)
+        method = message["method"]
+        if not isinstance(method, str):
+            msg = f'Invalid request: "method" must be a string, got {_json_type(method)}'
+            raise InvalidRequest(msg)
+        if not has_id:
+            return method, {}, True
+        params = message.get("params", {})
+        if not isinstance(params, dict):
+            msg = f"params must be an object, got {_json_type(params)}"
+            raise InvalidParams(msg)
+        return method, params, False
+
+    def _error(self, request_id: str | int | None, exc: Exception) -> dict[str, Any]:
+        if error_code(exc) == INTERNAL_ERROR and not isinstance(exc, TaskError):
+            logger.exception("internal error answering request %r", _clip(repr(request_id)))
+        return error_response(request_id, error_object(exc))
+
+    # -- tasks/* --------------------------------------------------------------
+
+    def _tasks_get(self, params: dict[str, Any], owner_id: str) -> dict[str, Any]:
+        record = self._store.get(_task_id(params), owner_id)
+        return record.to_wire_task_with_variables().to_wire()
+
+    def _tasks_result(self, params: dict[str, Any], owner_id: str) -> dict[str, Any]:
+        task_id = _task_id(params)
+        store = self._store
+        try:
+            store.wait(task_id, owner_id, timeout=self._result_timeout)
+        except WaitTimeout as exc:
+            error = error_object(exc)
+            try:
+                status = store.get(task_id, owner_id).status.value
+            except NotFound:
+                raise exc from None
+            error["data"] = {**error.get("data", {}), "status": status}
+            raise _Answer(error) from None
+        result = store.get_result(task_id, owner_id)
+        if isinstance(result, JsonRpcError):
+            raise _Answer(result.to_dict())
+        if not isinstance(result, dict):
+            msg = f"task {task_id} holds a result that is not a JSON object"
+            logger.error("%s", msg)
+            raise StoreError(msg)
+        meta = result.get("_meta")
+        meta = dict(meta) if isinstance(meta, dict) else {}
+        meta[RELATED_TASK_META_KEY] = {"taskId": task_id}
+        return {**result, "_meta": meta}
+
+    def _tasks_list(self, params: dict[str, Any], owner_id: str) -> dict[str, Any]:
+        cursor = params.get("cursor")
+        if cursor is not None and not isinstance(cursor, str):
+            msg = f"cursor must be a string, got {_json_type(cursor)}"
+            raise InvalidParams(msg)
+        page = self._store.list(owner_id, cursor=cursor)
+        result: dict[str, Any] = {"tasks": [r.task.to_wire() for r in page.tasks]}
+        if page.next_cursor is not None:
+            result["nextCursor"] = page.next_cursor
+        return result
+
+    def _tasks_cancel(self, params: dict[str, Any], owner_id: str) -> dict[str, Any]:
+        record = self._store.cancel(
+            _task_id(params), owner_id, "The task was cancelled by request."
+        )
+        return record.to_wire_task_with_variables().to_wire()
+
+    # -- tools/call -----------------------------------------------------------
+
+    def _tools_call(self, params: dict[str, Any], owner_id: str) -> dict[str, Any]:
+        name = params.get("name")
+        if not isinstance(name, str):
+            msg = f"name must be a string, got {_json_type(name)}"
+            raise InvalidParams(msg)
+        tool = self._tools.get(name)
+        if tool is None:
+            msg = f"Unknown tool: {_clip(name)}"
+            raise InvalidParams(msg)
+        arguments = params.get("arguments", {})
+        if not isinstance(arguments, dict):
+            msg = f"arguments must be an object, got {_json_type(arguments)}"
+            raise InvalidParams(msg)
+        if "task" not in params:
+            return _call_tool(tool, name, arguments, None)
+        task = params["task"]
+        if not isinstance(task, dict):
+            msg = f"task must be an object, got {_json_type(task)}"
+            raise InvalidParams(msg)
+        ttl = task.get("ttl")
+        if ttl is not None and type(ttl) is not int:
+            msg = f"task.ttl must be an integer, got {_json_type(ttl)}"
+            raise InvalidParams(msg)
+        assert self._runner is not None  # tools/call is only routed with a runner
+
+        def run(ctx: TaskContext) -> dict[str, Any]:
+            return _call_tool(tool, name, arguments, ctx)
+
+        return self._runner.start(owner_id, "tools/call", run, ttl=ttl)
+
+
+class _Answer(Exception):
+    """Carries a ready error object out of a method handler."""
+
+    def __init__(self, error: Mapping[str, Any]) -> None:
+        super().__init__(error.get("message"))
+        self.error = error
+
+
+def check_tools(tools: object) -> Mapping[str, ToolFn]:
+    """
+    Return *tools* if it maps tool names (str) to callables.
+
+    Raises:
+        TypeError: it is not a mapping, a name is not a str, or a tool is not
+            callable.
+    """
+    if not isinstance(tools, Mapping):
+        msg = f"tools must be a mapping of tool name to function, got {type(tools).__name__}"
+        raise TypeError(msg)
+    for name, tool in tools.items():
+        if not isinstance(name, str) or not callable(tool):
+            msg = f"tools must map str names to callables; got {name!r}: {tool!r}"
+            raise TypeError(msg)
+    return tools
+
+
+def _call_tool(
+    tool: ToolFn, name: str, arguments: dict[str, Any], ctx: TaskContext | None
+) -> dict[str, Any]:
+    """
+    Run *tool*; return its ``CallToolResult`` as a fresh dict.
+
+    An exception inside the tool becomes a result with ``isError: true`` and
+    the exception's message as text (no traceback).
+
+    Raises:
+        StoreError: the tool returned something that is not a
+            ``CallToolResult`` (a server bug: -32603).
+    """
+    try:
+        out = tool(json.loads(json.dumps(arguments)), ctx)
+    except Exception as exc:
+        logger.info("tool %r raised %s", name, type(exc).__name__, exc_info=True)
+        text = str(exc) or type(exc).__name__
+        return {"content": [{"type": "text", "text": text}], "isError": True}
+    if not isinstance(out, Mapping) or not isinstance(out.get("content"), list):
+        msg = f"tool {name!r} returned something that is not a CallToolResult"
+        logger.error("%s", msg)
+        raise StoreError(msg)
+    result = dict(out)
+    try:
+        check_json(result, "tool result")
+    except InvalidParams as exc:
+        msg = f"tool {name!r}: {exc.message}"
+        logger.error("%s", msg)
+        raise StoreError(msg) from None
+    return result
+
+
+def _task_id(params: Mapping[str, Any]) -> str:
+    """Return the request's ``taskId``, checked."""
+    if "taskId" not in params:
+        msg = "taskId is required"
+        raise InvalidParams(msg)
+    task_id = params["taskId"]
+    if not isinstance(task_id, str):
+        msg = f"taskId must be a string, got {_json_type(task_id)}"
+        raise InvalidParams(msg)
+    if len(task_id) > MAX_TASK_ID_LENGTH:
+        msg = f"taskId is longer than {MAX_TASK_ID_LENGTH} characters"
+        raise InvalidParams(msg)
+    return task_id
+
+
+def _json_type(value: object) -> str:
+    """Name *value*'s JSON type, for messages."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, (int, float)):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, (list, tuple)):
+        return "an array"
+    if isinstance(value, Mapping):
+        return "an object"
+    return type(value).__name__
+
+
+def _clip(text: str, limit: int = 100) -> str:
+    return text if len(text) <= limit else f"{text[: limit - 3]}..."
+
+
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, json.JSONDecodeError):
+        return f"{exc.msg} at position {exc.pos}"
+    if isinstance(exc, UnicodeDecodeError):
+        return "the body is not valid UTF-8"
+    if isinstance(exc, RecursionError):
+        return "nested too deeply"
+    return "invalid JSON"
