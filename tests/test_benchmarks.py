@@ -3,7 +3,9 @@ The benchmark suite cannot rot: ``--quick`` runs end to end, and the
 ``GlobalLockStore`` rival keeps the contract it is compared on.
 
 No timing is asserted anywhere: only that every section's rows and every
-output file exist.
+output file exist.  The quick run is the slow part, so its tests carry the
+``bench_smoke`` marker: the default test run leaves them out and ``.ci/run``
+runs them as a step of their own (``pytest -m bench_smoke``).
 """
 
 from __future__ import annotations
@@ -50,6 +52,7 @@ def quick_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
     return out, stdout.getvalue()
 
 
+@pytest.mark.bench_smoke
 @pytest.mark.timeout(600)
 def test_quick_run_writes_every_file(quick_run: tuple[Path, str]) -> None:
     """results.json, results.md and, with matplotlib, both plots are written."""
@@ -62,6 +65,7 @@ def test_quick_run_writes_every_file(quick_run: tuple[Path, str]) -> None:
         assert (out / name).stat().st_size > 0
 
 
+@pytest.mark.bench_smoke
 @pytest.mark.timeout(600)
 def test_quick_run_json_has_every_row(quick_run: tuple[Path, str]) -> None:
     """Every section holds a row per store (and per op, size or thread count)."""
@@ -91,6 +95,7 @@ def test_quick_run_json_has_every_row(quick_run: tuple[Path, str]) -> None:
     assert results["targets"]
 
 
+@pytest.mark.bench_smoke
 @pytest.mark.timeout(600)
 def test_quick_run_prints_and_writes_tables(quick_run: tuple[Path, str]) -> None:
     """Each section's table, with a row per store, is printed and in results.md."""
@@ -114,6 +119,7 @@ def test_quick_run_prints_and_writes_tables(quick_run: tuple[Path, str]) -> None
             ), (op, name)
 
 
+@pytest.mark.bench_smoke
 @pytest.mark.timeout(600)
 def test_report_rebuilds_from_json(quick_run: tuple[Path, str], tmp_path: Path) -> None:
     """``--report results.json`` rebuilds the Markdown without measuring."""
