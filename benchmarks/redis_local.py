@@ -114,7 +114,7 @@ def redis_store(**kwargs: Any) -> tuple[Any, Any]:
     port = _start()
     import redis
 
-    from tasks_store.redis import RedisTaskStore
+    from tasks_store.store.redis import RedisTaskStore
 
     client = redis.Redis(host="127.0.0.1", port=port, max_connections=64)
     client.flushall()

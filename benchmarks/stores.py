@@ -326,7 +326,7 @@ REDIS_NAME = "RedisTaskStore"
 
 def redis_target(concurrent: bool) -> Target:
     """
-    Return :class:`tasks_store.redis.RedisTaskStore` as a :class:`Target`.
+    Return :class:`tasks_store.store.redis.RedisTaskStore` as a :class:`Target`.
 
     The first call starts one local ``redis-server`` for the whole run
     (:mod:`benchmarks.redis_local`); each store gets the flushed server and
@@ -401,7 +401,7 @@ STORES: tuple[StoreEntry, ...] = (
         REDIS_NAME,
         redis_target,
         frozenset(ALL_OPS),
-        "tasks_store.redis.RedisTaskStore on a local redis-server (loopback, no "
+        "tasks_store.store.redis.RedisTaskStore on a local redis-server (loopback, no "
         "persistence): Lua scripts, 1-2 round trips per call; its memory rows "
         "count only the client's heap, the tasks live in the server",
         exclusive=True,

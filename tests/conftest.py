@@ -42,7 +42,7 @@ def _memory(request: pytest.FixtureRequest) -> Callable[..., TaskStore]:
 
 
 def _redis(request: pytest.FixtureRequest) -> Callable[..., TaskStore]:
-    from tasks_store.redis import RedisTaskStore
+    from tasks_store.store.redis import RedisTaskStore
 
     client = request.getfixturevalue("redis_client")
     return functools.partial(RedisTaskStore, client)

@@ -18,7 +18,7 @@ from tasks_store import (
     ResourceExhausted,
     TaskSecurityConfig,
 )
-from tasks_store.redis import RedisTaskStore
+from tasks_store.store.redis import RedisTaskStore
 
 __all__ = ["QUOTA", "SHARED_OWNER", "THREADS", "complete_when_waited", "quota_worker"]
 

@@ -8,7 +8,10 @@ The contract itself (``test_contract.py`` and friends) runs on Redis through
 
 from __future__ import annotations
 
+import importlib
 import multiprocessing
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -29,7 +32,7 @@ from tasks_store import (
     TaskSecurityConfig,
     TaskStatus,
 )
-from tasks_store.redis import RedisTaskStore
+from tasks_store.store.redis import RedisTaskStore
 
 from . import redis_workers
 from .conftest import FakeClock
@@ -50,6 +53,24 @@ def make(redis_client: redis.Redis, clock: FakeClock) -> Callable[..., RedisTask
         return RedisTaskStore(redis_client, **kwargs)
 
     return build
+
+
+def test_old_module_path_warns_and_gives_the_same_class(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``tasks_store.redis`` (the old path) warns DeprecationWarning and re-exports the store."""
+    monkeypatch.delitem(sys.modules, "tasks_store.redis", raising=False)
+    with pytest.warns(DeprecationWarning, match=r"tasks_store\.redis is deprecated"):
+        old = importlib.import_module("tasks_store.redis")
+    assert old.RedisTaskStore is RedisTaskStore
+    assert ["RedisTaskStore"] == old.__all__
+
+
+def test_importing_the_store_package_does_not_import_redis_py() -> None:
+    """``tasks_store.store`` resolves RedisTaskStore lazily: redis-py is imported only then."""
+    code = (
+        "import sys, tasks_store.store as s; assert 'redis' not in sys.modules; "
+        "s.RedisTaskStore; assert 'redis' in sys.modules"
+    )
+    subprocess.run([sys.executable, "-W", "error", "-c", code], check=True, timeout=60)
 
 
 def _keys(client: redis.Redis) -> set[bytes]:

@@ -510,7 +510,7 @@ class RedisMachine(StoreMachine):
     client: Any = None
 
     def make_store(self, **kwargs: Any) -> Any:
-        from tasks_store.redis import RedisTaskStore
+        from tasks_store.store.redis import RedisTaskStore
 
         RedisMachine.client.flushall()
         return RedisTaskStore(RedisMachine.client, **kwargs)
