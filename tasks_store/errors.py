@@ -1,11 +1,18 @@
 """
-Errors raised by tasks_store.
+Errors raised by tasks_store, and the JSON-RPC codes they answer with.
 
 Every error is a :class:`TaskError` with a JSON-RPC ``code``; some also
 subclass the builtin they resemble (:class:`InvalidParams` is a
 :class:`ValueError`, :class:`WaitTimeout` a :class:`TimeoutError`).  Messages
 name the task and the rule that was broken, never an owner: a caller must not
 learn who owns a task that is not theirs.
+
+This module is the one error table: each JSON-RPC code constant is defined
+here once, each class's ``code`` is the only place a class gets its code, and
+:meth:`TaskError.to_jsonrpc_error` builds every error object (:func:`error_object`
+for an arbitrary exception).  The protocol-level errors of a JSON-RPC server
+(:class:`ParseError`, :class:`InvalidRequest`, :class:`MethodNotFound`) are
+here too, so that every error object is built the same way.
 """
 
 from __future__ import annotations
@@ -15,24 +22,41 @@ from typing import Any, ClassVar
 
 __all__ = [
     "INTERNAL_ERROR",
+    "INTERNAL_MESSAGE",
     "INVALID_PARAMS",
+    "INVALID_REQUEST",
+    "METHOD_NOT_FOUND",
+    "PARSE_ERROR",
     "AnonymousAccessDenied",
     "Expired",
     "InvalidCursor",
     "InvalidParams",
+    "InvalidRequest",
     "InvalidTransition",
+    "MethodNotFound",
     "NotFound",
     "NotReady",
+    "ParseError",
     "ResourceExhausted",
     "StoreError",
     "TaskError",
     "TtlExceeded",
     "VariableSizeExceeded",
     "WaitTimeout",
+    "error_code",
+    "error_object",
 ]
 
+# The JSON-RPC 2.0 error codes (https://www.jsonrpc.org/specification#error_object).
+PARSE_ERROR = -32700
+INVALID_REQUEST = -32600
+METHOD_NOT_FOUND = -32601
 INVALID_PARAMS = -32602
 INTERNAL_ERROR = -32603
+
+#: The message of an internal fault that is not a :class:`TaskError`: it
+#: reveals nothing (the details go to the log only).
+INTERNAL_MESSAGE = "Internal error"
 
 
 class TaskError(Exception):
@@ -269,6 +293,58 @@ class WaitTimeout(TaskError, TimeoutError):
 
     def _data(self) -> dict[str, Any]:
         return {"taskId": self.task_id, "timeout": self.timeout}
+
+
+# -- protocol-level errors: the request itself is wrong, no task involved -------
+
+
+class ParseError(TaskError):
+    """The request body is not JSON."""
+
+    code = PARSE_ERROR
+    _fields = ("message",)
+
+
+class InvalidRequest(TaskError):
+    """The message is not a valid JSON-RPC 2.0 request object."""
+
+    code = INVALID_REQUEST
+    _fields = ("message",)
+
+
+class MethodNotFound(TaskError):
+    """The method does not exist here."""
+
+    code = METHOD_NOT_FOUND
+    _fields = ("message",)
+
+
+def error_code(exc: BaseException) -> int:
+    """
+    Return the JSON-RPC code for *exc*: its class's ``code``, else -32603.
+
+    >>> error_code(NotFound("t-1"))
+    -32602
+    >>> error_code(KeyError("x"))
+    -32603
+    """
+    return exc.code if isinstance(exc, TaskError) else INTERNAL_ERROR
+
+
+def error_object(exc: BaseException) -> dict[str, Any]:
+    """
+    Return the JSON-RPC error object (``{"code", "message", "data"?}``) for *exc*.
+
+    A :class:`TaskError` gives its own :meth:`~TaskError.to_jsonrpc_error`;
+    anything else becomes the generic -32603 ``"Internal error"`` with no
+    detail (log it yourself).
+
+    >>> error_object(KeyError("/etc/passwd"))
+    {'code': -32603, 'message': 'Internal error'}
+    """
+    if isinstance(exc, TaskError):
+        return exc.to_jsonrpc_error()
+    return TaskError(INTERNAL_MESSAGE).to_jsonrpc_error()
 
 
 def _show(task_id: object) -> str:

@@ -4,9 +4,11 @@
 
 from __future__ import annotations
 
+import ast
 import json
 import pickle
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any
 
 import jsonschema
@@ -29,6 +31,7 @@ from tasks_store import (
     TtlExceeded,
     VariableSizeExceeded,
     WaitTimeout,
+    errors,
 )
 
 from .mcp_schema import SCHEMA_PATH
@@ -305,3 +308,78 @@ def test_store_errors_never_name_an_owner(make_store: Any, clock: Any) -> None:
         text = json.dumps(error.to_jsonrpc_error()) + str(error)
         assert OWNER not in text
         assert OTHER not in text
+
+
+# -- the one error table ----------------------------------------------------------
+
+PROTOCOL_ERRORS = [
+    (errors.ParseError, -32700),
+    (errors.InvalidRequest, -32600),
+    (errors.MethodNotFound, -32601),
+]
+
+
+@pytest.mark.parametrize(("cls", "code"), PROTOCOL_ERRORS)
+def test_protocol_errors_are_task_errors_with_a_code(
+    cls: type[TaskError], code: int, error_validator: jsonschema.protocols.Validator
+) -> None:
+    """ParseError, InvalidRequest and MethodNotFound carry their code like every error."""
+    error = cls("Something is wrong")
+    assert isinstance(error, TaskError)
+    assert code == cls.code
+    wire = error.to_jsonrpc_error()
+    assert {"code": code, "message": "Something is wrong"} == wire
+    error_validator.validate(wire)
+    copy = pickle.loads(pickle.dumps(error))
+    assert type(error) is type(copy)
+    assert wire == copy.to_jsonrpc_error()
+
+
+def test_code_constants() -> None:
+    """The five JSON-RPC 2.0 codes, defined in errors."""
+    assert (-32700, -32600, -32601, -32602, -32603) == (
+        errors.PARSE_ERROR,
+        errors.INVALID_REQUEST,
+        errors.METHOD_NOT_FOUND,
+        errors.INVALID_PARAMS,
+        errors.INTERNAL_ERROR,
+    )
+    assert errors.INTERNAL_ERROR == TaskError.code
+
+
+def test_error_object_and_code_of_any_exception() -> None:
+    """A TaskError answers with its own object; anything else is generic -32603."""
+    not_found = NotFound("t-1")
+    assert not_found.to_jsonrpc_error() == errors.error_object(not_found)
+    assert -32602 == errors.error_code(not_found)
+    secret = RuntimeError("secret path /etc/passwd")
+    assert {"code": -32603, "message": "Internal error"} == errors.error_object(secret)
+    assert -32603 == errors.error_code(secret)
+
+
+def _code_literals(path: Path) -> list[int]:
+    """Return the JSON-RPC codes (-32768..-32000) written as numbers in *path*'s code."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if (
+            isinstance(node, ast.UnaryOp)
+            and isinstance(node.op, ast.USub)
+            and isinstance(node.operand, ast.Constant)
+            and type(node.operand.value) is int
+            and 32000 <= node.operand.value <= 32768
+        ):
+            found.append(-node.operand.value)
+    return found
+
+
+def test_every_code_is_written_once_in_errors_py() -> None:
+    """No module but errors.py writes a JSON-RPC code, and errors.py writes each once."""
+    package = Path(tasks_store.__file__).parent
+    elsewhere = {
+        str(path.relative_to(package)): _code_literals(path)
+        for path in sorted(package.rglob("*.py"))
+        if path.name != "errors.py"
+    }
+    assert {} == {name: codes for name, codes in elsewhere.items() if codes}
+    in_errors = _code_literals(package / "errors.py")
+    assert sorted(set(in_errors)) == sorted(in_errors)

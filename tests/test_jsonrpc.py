@@ -114,6 +114,35 @@ def test_table_agrees_with_each_error_class_code() -> None:
         assert cls.code == ERROR_CODES[cls], cls
 
 
+def test_error_codes_is_a_read_only_view_of_the_classes() -> None:
+    """ERROR_CODES reads each class's code (new subclasses too) and cannot be written."""
+
+    class Custom(errors.InvalidParams):
+        pass
+
+    assert INVALID_PARAMS == ERROR_CODES[Custom]
+    assert Custom in set(ERROR_CODES)
+    assert len(ERROR_CODES) == len(list(ERROR_CODES))
+    assert {errors.ParseError, errors.InvalidRequest, errors.MethodNotFound} <= set(ERROR_CODES)
+    assert PARSE_ERROR == ERROR_CODES[errors.ParseError]
+    assert None is ERROR_CODES.get(KeyError)
+    with pytest.raises(TypeError):
+        ERROR_CODES[KeyError] = 1  # type: ignore[index]
+
+
+def test_helpers_and_constants_are_the_error_modules() -> None:
+    """The JSON-RPC module re-exports the error module's codes and helpers: one definition."""
+    assert error_code is errors.error_code
+    assert error_object is errors.error_object
+    assert (PARSE_ERROR, INVALID_REQUEST, METHOD_NOT_FOUND, INVALID_PARAMS, INTERNAL_ERROR) == (
+        errors.PARSE_ERROR,
+        errors.INVALID_REQUEST,
+        errors.METHOD_NOT_FOUND,
+        errors.INVALID_PARAMS,
+        errors.INTERNAL_ERROR,
+    )
+
+
 def test_unknown_exception_is_internal_and_generic() -> None:
     """An exception outside the table maps to -32603 with a message that reveals nothing."""
     exc = RuntimeError("secret path /etc/passwd")

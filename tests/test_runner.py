@@ -4,9 +4,11 @@
 
 from __future__ import annotations
 
+import ast
 import logging
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -291,3 +293,17 @@ def test_many_threads_start_many_tasks(make_store: Any) -> None:
         assert TaskStatus.COMPLETED == store.get(task_id, OWNER).status
         assert {"v": value} == store.get_result(task_id, OWNER)
     assert [] == runner_threads()
+
+
+def test_runner_does_not_import_the_jsonrpc_layer() -> None:
+    """The runner records failures from the errors and records alone."""
+    from tasks_store.mcp import runner
+
+    tree = ast.parse(Path(runner.__file__).read_text(encoding="utf-8"))
+    imported = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom):
+            imported.add(node.module or "")
+        elif isinstance(node, ast.Import):
+            imported.update(alias.name for alias in node.names)
+    assert not [name for name in imported if name.endswith("jsonrpc")]

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from typing import Any, TypeVar
 
 from .. import rules
-from ..errors import InvalidParams, NotFound
+from ..errors import INTERNAL_ERROR, InvalidParams, NotFound
 from ..records import JsonRpcError, TaskRecord
 from ..status import TaskStatus
 from ..store import TaskStore
@@ -21,9 +21,6 @@ from ..store._base import require_store
 __all__ = ["TaskContext"]
 
 _T = TypeVar("_T")
-
-#: JSON-RPC "Internal error": the code of the error ``fail`` stores by default.
-_INTERNAL_ERROR = -32603
 
 
 class TaskContext:
@@ -244,7 +241,7 @@ class TaskContext:
             NotFound, Expired: the task is gone or expired.
         """
         if result is None:
-            result = JsonRpcError(_INTERNAL_ERROR, message)
+            result = JsonRpcError(INTERNAL_ERROR, message)
         return self._store.complete_with_result(
             self._task_id, self._owner_id, TaskStatus.FAILED, message, result
         )

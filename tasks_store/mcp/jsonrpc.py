@@ -2,12 +2,15 @@
 The MCP ``tasks/*`` JSON-RPC handler: :class:`TasksRpc`.
 
 One JSON-RPC 2.0 request in, one response out, shaped as the 2025-11-25
-schema says.  :data:`ERROR_CODES` is the one table from errors to JSON-RPC
-codes; every error response this package sends is built from it by
-:func:`error_object`.
+schema says.  Every error response is built by the error's own
+``to_jsonrpc_error()`` (:func:`~tasks_store.errors.error_object` for any
+exception); each code is written once, on its class in
+:mod:`tasks_store.errors`.  :data:`ERROR_CODES` is a read-only view derived
+from those classes, kept for callers that looked codes up in it.
 
 Methods: ``tasks/get``, ``tasks/result``, ``tasks/list``, ``tasks/cancel``;
-with tools configured (see :meth:`TasksRpc.with_tools`) also ``tools/call``.
+with tools configured (see :meth:`TasksRpc.with_tools`) also ``tools/call``
+(the tool table and the tool call itself: :mod:`tasks_store.mcp.tools`).
 
 Responses to requests whose id cannot be read (parse errors, malformed
 envelopes) carry no ``id`` member: JSON-RPC 2.0 would send ``"id": null``,
@@ -19,29 +22,31 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 from ..errors import (
-    AnonymousAccessDenied,
-    Expired,
-    InvalidCursor,
+    INTERNAL_ERROR,
+    INVALID_PARAMS,
+    INVALID_REQUEST,
+    METHOD_NOT_FOUND,
+    PARSE_ERROR,
     InvalidParams,
-    InvalidTransition,
+    InvalidRequest,
+    MethodNotFound,
     NotFound,
-    NotReady,
-    ResourceExhausted,
+    ParseError,
     StoreError,
     TaskError,
-    TtlExceeded,
-    VariableSizeExceeded,
     WaitTimeout,
+    error_code,
+    error_object,
 )
 from ..records import RELATED_TASK_META_KEY, JsonRpcError
 from ..store import TaskStore
 from ..store._base import require_store
-from ..wire import check_json
+from .tools import ToolFn, call_tool, check_tools
 
 if TYPE_CHECKING:
     from .context import TaskContext
@@ -68,91 +73,46 @@ __all__ = [
 
 logger = logging.getLogger("tasks_store")
 
-PARSE_ERROR = -32700
-INVALID_REQUEST = -32600
-METHOD_NOT_FOUND = -32601
-INVALID_PARAMS = -32602
-INTERNAL_ERROR = -32603
-
 #: Longest ``taskId`` a request may carry; longer ones answer -32602 at once.
 MAX_TASK_ID_LENGTH = 256
 
-#: The generic message of an internal fault; details go to the log only.
-_INTERNAL_MESSAGE = "Internal error"
 
-
-class ParseError(Exception):
-    """The request body is not JSON (-32700)."""
-
-
-class InvalidRequest(Exception):
-    """The message is not a valid JSON-RPC 2.0 request object (-32600)."""
-
-
-class MethodNotFound(Exception):
-    """The method does not exist here (-32601)."""
-
-
-#: The one table from errors to JSON-RPC codes.  Looked up along the error's
-#: MRO, most derived class first; anything absent is an internal error.
-ERROR_CODES: Mapping[type[BaseException], int] = MappingProxyType(
-    {
-        ParseError: PARSE_ERROR,
-        InvalidRequest: INVALID_REQUEST,
-        MethodNotFound: METHOD_NOT_FOUND,
-        InvalidParams: INVALID_PARAMS,
-        NotFound: INVALID_PARAMS,
-        Expired: INVALID_PARAMS,
-        NotReady: INVALID_PARAMS,
-        InvalidTransition: INVALID_PARAMS,
-        InvalidCursor: INVALID_PARAMS,
-        VariableSizeExceeded: INVALID_PARAMS,
-        TtlExceeded: INVALID_PARAMS,
-        AnonymousAccessDenied: INVALID_PARAMS,
-        ResourceExhausted: INTERNAL_ERROR,
-        StoreError: INTERNAL_ERROR,
-        WaitTimeout: INTERNAL_ERROR,
-        TaskError: INTERNAL_ERROR,
-    }
-)
-
-#: A tool: ``fn(arguments, ctx)`` returning a ``CallToolResult`` dict;
-#: *ctx* is None when the tool runs inline (no ``task`` in the request).
-ToolFn = Callable[[dict[str, Any], "TaskContext | None"], Mapping[str, Any]]
-
-
-def error_code(exc: BaseException) -> int:
+class _ErrorCodes(Mapping[type[BaseException], int]):
     """
-    Return the JSON-RPC code for *exc*, from :data:`ERROR_CODES`.
-
-    >>> error_code(NotFound("t-1"))
-    -32602
-    >>> error_code(KeyError("x"))
-    -32603
+    Each :class:`TaskError` class (subclasses defined later included) to its
+    ``code``, read from the class on every lookup: a view, not a table.
     """
-    for cls in type(exc).__mro__:
-        code = ERROR_CODES.get(cls)
-        if code is not None:
-            return code
-    return INTERNAL_ERROR
+
+    def __getitem__(self, cls: type[BaseException]) -> int:
+        if isinstance(cls, type) and issubclass(cls, TaskError):
+            return cls.code
+        raise KeyError(cls)
+
+    def __iter__(self) -> Iterator[type[BaseException]]:
+        return iter(_error_classes())
+
+    def __len__(self) -> int:
+        return len(_error_classes())
+
+    def __repr__(self) -> str:
+        return f"ERROR_CODES({ {cls.__name__: code for cls, code in self.items()} })"
 
 
-def error_object(exc: BaseException) -> dict[str, Any]:
-    """
-    Return the JSON-RPC error object (``{"code", "message", "data"?}``) for *exc*.
+def _error_classes() -> list[type[TaskError]]:
+    """Return TaskError and every subclass of it, each once, parents first."""
+    seen: dict[type[TaskError], None] = {}
+    todo = [TaskError]
+    while todo:
+        cls = todo.pop(0)
+        if cls not in seen:
+            seen[cls] = None
+            todo.extend(cls.__subclasses__())
+    return list(seen)
 
-    A :class:`TaskError` keeps its message and ``data``; the three protocol
-    errors of this module keep their message; anything else becomes the
-    generic ``"Internal error"`` with no detail (log it yourself).
-    """
-    code = error_code(exc)
-    if isinstance(exc, TaskError):
-        error = exc.to_jsonrpc_error()
-        error["code"] = code
-        return error
-    if isinstance(exc, (ParseError, InvalidRequest, MethodNotFound)):
-        return {"code": code, "message": str(exc)}
-    return {"code": INTERNAL_ERROR, "message": _INTERNAL_MESSAGE}
+
+#: Read-only view: error class -> JSON-RPC code, derived from each class's
+#: ``code`` (the only place a code is written).  Prefer :func:`error_code`.
+ERROR_CODES: Mapping[type[BaseException], int] = _ErrorCodes()
 
 
 def error_response(request_id: str | int | None, error: Mapping[str, Any]) -> dict[str, Any]:
@@ -175,14 +135,12 @@ def encode_response(response: Mapping[str, Any]) -> bytes:
         return json.dumps(
             response, ensure_ascii=False, allow_nan=False, separators=(",", ":")
         ).encode("utf-8")
-    except (TypeError, ValueError, UnicodeEncodeError):
+    except (TypeError, ValueError, UnicodeEncodeError) as exc:
         logger.exception("could not encode a JSON-RPC response")
         request_id = response.get("id")
         if type(request_id) not in (str, int):
             request_id = None
-        fallback = error_response(
-            request_id, {"code": INTERNAL_ERROR, "message": _INTERNAL_MESSAGE}
-        )
+        fallback = error_response(request_id, error_object(exc))
         return json.dumps(fallback, ensure_ascii=True).encode("ascii")
 
 
@@ -326,7 +284,8 @@ class TasksRpc:
             text = body.decode("utf-8") if isinstance(body, bytes) else body
             message = json.loads(text)
         except (UnicodeDecodeError, ValueError, RecursionError) as exc:
-            return error_response(None, error_object(ParseError(f"Parse error: {_reason(exc)}")))
+            parse_error = ParseError(f"Parse error: {_reason(exc)}")
+            return error_response(None, parse_error.to_jsonrpc_error())
         return self.handle(message, owner_id)
 
     # -- envelope -------------------------------------------------------------
@@ -362,7 +321,7 @@ class TasksRpc:
         return method, params, False
 
     def _error(self, request_id: str | int | None, exc: Exception) -> dict[str, Any]:
-        if error_code(exc) == INTERNAL_ERROR and not isinstance(exc, TaskError):
+        if not isinstance(exc, TaskError):  # a fault, answered -32603 "Internal error"
             logger.exception("internal error answering request %r", _clip(repr(request_id)))
         return error_response(request_id, error_object(exc))
 
@@ -378,7 +337,7 @@ class TasksRpc:
         try:
             store.wait(task_id, owner_id, timeout=self._result_timeout)
         except WaitTimeout as exc:
-            error = error_object(exc)
+            error = exc.to_jsonrpc_error()
             try:
                 status = store.get(task_id, owner_id).status.value
             except NotFound:
@@ -430,7 +389,7 @@ class TasksRpc:
             msg = f"arguments must be an object, got {_json_type(arguments)}"
             raise InvalidParams(msg)
         if "task" not in params:
-            return _call_tool(tool, name, arguments, None)
+            return call_tool(tool, name, arguments, None)
         task = params["task"]
         if not isinstance(task, dict):
             msg = f"task must be an object, got {_json_type(task)}"
@@ -442,7 +401,7 @@ class TasksRpc:
         assert self._runner is not None  # tools/call is only routed with a runner
 
         def run(ctx: TaskContext) -> dict[str, Any]:
-            return _call_tool(tool, name, arguments, ctx)
+            return call_tool(tool, name, arguments, ctx)
 
         return self._runner.start(owner_id, "tools/call", run, ttl=ttl)
 
@@ -453,57 +412,6 @@ class _Answer(Exception):
     def __init__(self, error: Mapping[str, Any]) -> None:
         super().__init__(error.get("message"))
         self.error = error
-
-
-def check_tools(tools: object) -> Mapping[str, ToolFn]:
-    """
-    Return *tools* if it maps tool names (str) to callables.
-
-    Raises:
-        TypeError: it is not a mapping, a name is not a str, or a tool is not
-            callable.
-    """
-    if not isinstance(tools, Mapping):
-        msg = f"tools must be a mapping of tool name to function, got {type(tools).__name__}"
-        raise TypeError(msg)
-    for name, tool in tools.items():
-        if not isinstance(name, str) or not callable(tool):
-            msg = f"tools must map str names to callables; got {name!r}: {tool!r}"
-            raise TypeError(msg)
-    return tools
-
-
-def _call_tool(
-    tool: ToolFn, name: str, arguments: dict[str, Any], ctx: TaskContext | None
-) -> dict[str, Any]:
-    """
-    Run *tool*; return its ``CallToolResult`` as a fresh dict.
-
-    An exception inside the tool becomes a result with ``isError: true`` and
-    the exception's message as text (no traceback).
-
-    Raises:
-        StoreError: the tool returned something that is not a
-            ``CallToolResult`` (a server bug: -32603).
-    """
-    try:
-        out = tool(json.loads(json.dumps(arguments)), ctx)
-    except Exception as exc:
-        logger.info("tool %r raised %s", name, type(exc).__name__, exc_info=True)
-        text = str(exc) or type(exc).__name__
-        return {"content": [{"type": "text", "text": text}], "isError": True}
-    if not isinstance(out, Mapping) or not isinstance(out.get("content"), list):
-        msg = f"tool {name!r} returned something that is not a CallToolResult"
-        logger.error("%s", msg)
-        raise StoreError(msg)
-    result = dict(out)
-    try:
-        check_json(result, "tool result")
-    except InvalidParams as exc:
-        msg = f"tool {name!r}: {exc.message}"
-        logger.error("%s", msg)
-        raise StoreError(msg) from None
-    return result
 
 
 def _task_id(params: Mapping[str, Any]) -> str:

@@ -17,13 +17,19 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from types import TracebackType
 from typing import Any
 
-from ..errors import Expired, InvalidParams, InvalidTransition, NotFound, TaskError
+from ..errors import (
+    INTERNAL_MESSAGE,
+    Expired,
+    InvalidParams,
+    InvalidTransition,
+    NotFound,
+    TaskError,
+)
 from ..records import MODEL_IMMEDIATE_RESPONSE_META_KEY, CreateTaskResult, JsonRpcError
 from ..status import TaskStatus
 from ..store import TaskStore
 from ..store._base import require_store
 from .context import TaskContext
-from .jsonrpc import INTERNAL_ERROR, error_object
 
 __all__ = ["TaskFn", "TaskRunner"]
 
@@ -203,18 +209,19 @@ class TaskRunner:
 
     def _fail(self, ctx: TaskContext, exc: Exception | None, message: str | None = None) -> None:
         if isinstance(exc, TaskError) and message is None:
-            error = error_object(exc)
-            result = JsonRpcError(error["code"], error["message"], error.get("data"))
+            error = exc
             status_message = f"Task handler failed: {exc.message}"
         else:
+            error = TaskError(INTERNAL_MESSAGE)  # -32603, and no detail
             if message is None:
                 message = (
                     "The task handler returned no result."
                     if exc is None
                     else f"The task handler raised {type(exc).__name__}."
                 )
-            result = JsonRpcError(INTERNAL_ERROR, "Internal error")
             status_message = message
+        wire = error.to_jsonrpc_error()
+        result = JsonRpcError(wire["code"], wire["message"], wire.get("data"))
         self._finish(ctx, TaskStatus.FAILED, _clip(status_message), result)
 
     def _finish(

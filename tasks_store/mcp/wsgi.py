@@ -28,19 +28,11 @@ from collections.abc import Callable, Iterable, Mapping
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
-from ..errors import TaskError
+from ..errors import INTERNAL_MESSAGE, InvalidRequest, TaskError
 from ..security import resolve_owner_id
-from .jsonrpc import (
-    INTERNAL_ERROR,
-    INVALID_REQUEST,
-    TasksRpc,
-    ToolFn,
-    check_tools,
-    encode_response,
-    error_object,
-    error_response,
-)
+from .jsonrpc import TasksRpc, encode_response, error_response
 from .runner import TaskRunner
+from .tools import ToolFn, check_tools
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIEnvironment
@@ -156,40 +148,40 @@ class TasksApp:
             status, headers, body = self._respond(environ)
         except Exception:
             logger.exception("internal error in TasksApp")
-            status, headers, body = _error(500, INTERNAL_ERROR, "Internal error")
+            status, headers, body = _error(500, TaskError(INTERNAL_MESSAGE))
         headers.append(("Content-Length", str(len(body))))
         start_response(status, headers)
         return [body]
 
     def _respond(self, environ: WSGIEnvironment) -> tuple[str, list[tuple[str, str]], bytes]:
         if environ.get("REQUEST_METHOD") != "POST":
-            status, headers, body = _error(405, INVALID_REQUEST, "Only POST is allowed")
+            status, headers, body = _error(405, InvalidRequest("Only POST is allowed"))
             headers.append(("Allow", "POST"))
             return status, headers, body
         media_type = str(environ.get("CONTENT_TYPE", "")).split(";")[0].strip().lower()
         if media_type != _JSON:
-            return _error(415, INVALID_REQUEST, f"Content-Type must be {_JSON}")
+            return _error(415, InvalidRequest(f"Content-Type must be {_JSON}"))
         limit = self._max_body_bytes
         length_text = str(environ.get("CONTENT_LENGTH") or "").strip()
         stream = environ["wsgi.input"]
         if length_text:
             if not length_text.isdigit():
-                return _error(400, INVALID_REQUEST, "Invalid Content-Length")
+                return _error(400, InvalidRequest("Invalid Content-Length"))
             length = int(length_text)
             if length > limit:
-                return _error(413, INVALID_REQUEST, f"Request body exceeds {limit} bytes")
+                return _error(413, InvalidRequest(f"Request body exceeds {limit} bytes"))
             body = stream.read(length) if length else b""
         elif environ.get("wsgi.input_terminated"):
             body = stream.read(limit + 1)
             if len(body) > limit:
-                return _error(413, INVALID_REQUEST, f"Request body exceeds {limit} bytes")
+                return _error(413, InvalidRequest(f"Request body exceeds {limit} bytes"))
         else:
-            return _error(411, INVALID_REQUEST, "Content-Length is required")
+            return _error(411, InvalidRequest("Content-Length is required"))
         try:
             owner_id = self._owner_from_environ(environ)
         except TaskError as exc:  # e.g. InvalidParams from resolve_owner_id
             logger.warning("could not resolve the owner: %s", exc)
-            response: dict[str, Any] | None = error_response(None, error_object(exc))
+            response: dict[str, Any] | None = error_response(None, exc.to_jsonrpc_error())
         else:  # any other exception: a fault of the app, answered 500 by __call__
             response = self._rpc.handle_json(body, owner_id)
         if response is None:
@@ -210,6 +202,6 @@ _REASONS = {
 }
 
 
-def _error(http_status: int, code: int, message: str) -> tuple[str, list[tuple[str, str]], bytes]:
-    body = encode_response(error_response(None, {"code": code, "message": message}))
+def _error(http_status: int, error: TaskError) -> tuple[str, list[tuple[str, str]], bytes]:
+    body = encode_response(error_response(None, error.to_jsonrpc_error()))
     return f"{http_status} {_REASONS[http_status]}", [("Content-Type", _JSON)], body
