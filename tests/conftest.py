@@ -21,6 +21,10 @@ from tasks_store import InMemoryTaskStore, TaskStore
 
 from .redis_server import RedisServer
 
+#: Scripts run by the tests in other environments (the official clients' own
+#: virtualenv and node), never imported by pytest itself.
+collect_ignore = ["clients"]
+
 START = 1_764_066_600.0  # 2025-11-25T10:30:00Z
 
 
