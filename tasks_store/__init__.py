@@ -14,12 +14,15 @@ each importing only the ones below it:
 * **protocol**: ``mcp`` (``mcp.jsonrpc``, ``mcp.context``, ``mcp.runner`` and
   ``mcp.wsgi``: serving MCP ``tasks/*`` over JSON-RPC and HTTP).
 
-``RedisTaskStore`` is resolved on first use: importing ``tasks_store`` never
-imports redis-py (the ``redis`` extra).  The old module paths
+The protocol names (``TasksRpc``, ``TaskContext``, ``TaskRunner``) and
+``RedisTaskStore`` are resolved on first use: importing ``tasks_store`` (or
+the domain or storage layer) loads neither ``tasks_store.mcp`` nor redis-py
+(the ``redis`` extra).  The old module paths
 ``tasks_store.jsonrpc``, ``.wsgi``, ``.context`` and ``.runner`` still work
 and warn (:class:`DeprecationWarning`).
 """
 
+from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
 from .config import StoreConfig, TaskSecurityConfig
@@ -38,9 +41,6 @@ from .errors import (
     VariableSizeExceeded,
     WaitTimeout,
 )
-from .mcp.context import TaskContext
-from .mcp.jsonrpc import TasksRpc
-from .mcp.runner import TaskRunner
 from .records import (
     MODEL_IMMEDIATE_RESPONSE_META_KEY,
     RELATED_TASK_META_KEY,
@@ -94,19 +94,27 @@ __all__ = [
 __version__ = "0.1.0"
 
 if TYPE_CHECKING:
+    from .mcp.context import TaskContext
+    from .mcp.jsonrpc import TasksRpc
+    from .mcp.runner import TaskRunner
     from .store.redis import RedisTaskStore
 
-#: Names resolved on first access, each to (module, attribute).
-_LAZY = {"RedisTaskStore": (".store.redis", "RedisTaskStore")}
+#: Names resolved on first access, each to the module that defines it: the
+#: protocol layer (so that importing the domain or the storage layer never
+#: loads it) and the Redis backend (which needs redis-py).
+_LAZY = {
+    "RedisTaskStore": ".store.redis",
+    "TaskContext": ".mcp.context",
+    "TaskRunner": ".mcp.runner",
+    "TasksRpc": ".mcp.jsonrpc",
+}
 
 
 def __getattr__(name: str) -> Any:
-    """Resolve :data:`_LAZY` names on first access (``RedisTaskStore`` needs redis-py)."""
-    if name in _LAZY:
-        import importlib
-
-        module, attribute = _LAZY[name]
-        value = getattr(importlib.import_module(module, __name__), attribute)
+    """Resolve a :data:`_LAZY` name on first access, then keep it."""
+    module = _LAZY.get(name)
+    if module is not None:
+        value = getattr(import_module(module, __name__), name)
         globals()[name] = value
         return value
     msg = f"module {__name__!r} has no attribute {name!r}"

@@ -6,20 +6,46 @@ so a reader holding one always sees a consistent task.  A record keeps its
 variables and result as canonical JSON text: reading ``record.variables`` or
 ``record.result`` decodes a fresh copy, so nothing a caller does to what it
 got back can reach the store.
+
+The records' wire form lives here too, below the classes: :data:`converter`,
+the one cattrs converter every ``to_wire``/``from_wire`` goes through (strict:
+a ``str`` field takes only a ``str``, an ``int`` field only an int; unknown
+keys are tolerated, as the schema does), and :func:`load_result`.  camelCase
+exists only in this module; how each :class:`Task` field is encoded:
+
+=================  ==================  ======================================
+attribute          JSON key            encoding
+=================  ==================  ======================================
+task_id            taskId              string
+status             status              one of the five status strings
+status_message     statusMessage       string, omitted when None
+created_at         createdAt           ISO 8601 string (kept as given)
+last_updated_at    lastUpdatedAt       ISO 8601 string (kept as given)
+ttl                ttl                 integer ms, or null (always present)
+poll_interval      pollInterval        integer ms, omitted when None
+meta               _meta               object, omitted when None
+=================  ==================  ======================================
+
+:mod:`tasks_store.wire` (the JSON text the store keeps) imports this module,
+never the reverse.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime, timezone
 from types import MappingProxyType
-from typing import Any
+from typing import Any, TypeVar
 
 import attrs
+import cattrs
+from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, override
 
-from .status import TaskStatus
+from .errors import InvalidParams
+from .status import TaskStatus, coerce_status
 
 __all__ = [
     "MODEL_IMMEDIATE_RESPONSE_META_KEY",
@@ -29,6 +55,8 @@ __all__ = [
     "Task",
     "TaskPage",
     "TaskRecord",
+    "converter",
+    "load_result",
     "related_task_meta",
 ]
 
@@ -74,7 +102,7 @@ class Task:
         ``ttl`` is always present; ``statusMessage``, ``pollInterval`` and
         ``_meta`` only when set.
         """
-        return _wire.task_to_wire(self)
+        return _task_to_wire(self)
 
     @classmethod
     def from_wire(cls, data: Any) -> Task:
@@ -87,7 +115,7 @@ class Task:
             InvalidParams: *data* is not a valid ``Task``; the message names
                 each offending key.
         """
-        return _wire.task_from_wire(data)
+        return _task_from_wire(data)
 
 
 @attrs.frozen(kw_only=True)
@@ -99,7 +127,7 @@ class CreateTaskResult:
 
     def to_wire(self) -> dict[str, Any]:
         """Return ``{"task": {...}, "_meta"?: {...}}``."""
-        return _wire.create_result_to_wire(self)
+        return _create_to_wire(self)
 
     @classmethod
     def from_wire(cls, data: Any) -> CreateTaskResult:
@@ -109,7 +137,7 @@ class CreateTaskResult:
         Raises:
             InvalidParams: *data* is not a valid ``CreateTaskResult``.
         """
-        return _wire.create_result_from_wire(data)
+        return _create_from_wire(data)
 
 
 @attrs.frozen
@@ -196,7 +224,7 @@ class TaskRecord:
         """
         if self.result_json is None:
             return None
-        return _wire.load_result(self.result_json)
+        return load_result(self.result_json)
 
     @property
     def expires_at(self) -> datetime | None:
@@ -244,4 +272,177 @@ class TaskPage:
     next_cursor: str | None = None
 
 
-from . import wire as _wire  # noqa: E402  (wire imports the classes above)
+# -- the wire form: the converter ---------------------------------------------
+
+converter = cattrs.Converter(detailed_validation=True)
+"""The converter for the protocol's JSON (camelCase keys, strict types)."""
+
+
+def _strict(kind: type, name: str) -> Any:
+    def structure(value: Any, _: Any) -> Any:
+        if type(value) is bool and kind is not bool:
+            msg = f"expected {name}, got a boolean"
+            raise TypeError(msg)
+        if isinstance(value, kind):
+            return value
+        if kind is int and isinstance(value, float) and value.is_integer():
+            return int(value)  # JSON Schema's "integer" includes 5.0
+        msg = f"expected {name}, got {type(value).__name__}"
+        raise TypeError(msg)
+
+    return structure
+
+
+converter.register_structure_hook(str, _strict(str, "a string"))
+converter.register_structure_hook(int, _strict(int, "an integer"))
+converter.register_structure_hook(bool, _strict(bool, "a boolean"))
+converter.register_structure_hook(TaskStatus, lambda v, _: coerce_status(v))
+converter.register_unstructure_hook(TaskStatus, lambda s: s.value)
+
+
+def _structure_object(value: Any, _: Any) -> Mapping[str, Any]:
+    if not isinstance(value, dict):
+        msg = f"expected an object, got {type(value).__name__}"
+        raise TypeError(msg)
+    return value
+
+
+def _is_object(tp: Any) -> bool:
+    return bool(tp == Mapping[str, Any])
+
+
+converter.register_structure_hook_func(_is_object, _structure_object)
+converter.register_unstructure_hook_func(_is_object, dict)
+
+# ISO 8601 date-time: a date, a time (fraction optional), an optional offset.
+_TIMESTAMP = re.compile(
+    r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(?:[.,](\d+))?([Zz]|[+-]\d{2}:?\d{2})?"
+)
+
+
+def _structure_timestamp(value: Any, _: Any) -> str:
+    if not isinstance(value, str):
+        msg = f"expected an ISO 8601 timestamp string, got {type(value).__name__}"
+        raise TypeError(msg)
+    match = _TIMESTAMP.fullmatch(value)
+    ok = match is not None
+    if match is not None:
+        fraction, offset = match.group(1), match.group(2)
+        text = value[:19]
+        if fraction:
+            text += "." + (fraction + "000000")[:6]
+        if offset:
+            offset = "+00:00" if offset in "Zz" else offset
+            if ":" not in offset:
+                offset = f"{offset[:3]}:{offset[3:]}"
+            text += offset
+        try:
+            datetime.fromisoformat(text.replace("t", "T"))
+        except ValueError:
+            ok = False
+    if not ok:
+        msg = f"expected an ISO 8601 timestamp, got {value[:64]!r}"
+        raise ValueError(msg)
+    return value
+
+
+_CAMEL = {
+    "task_id": "taskId",
+    "status_message": "statusMessage",
+    "created_at": "createdAt",
+    "last_updated_at": "lastUpdatedAt",
+    "poll_interval": "pollInterval",
+    "meta": "_meta",
+}
+_OMIT_IF_NONE = ("status_message", "poll_interval", "meta")
+_TIMESTAMPS = ("created_at", "last_updated_at")
+
+
+def _overrides(cls: type, omit_if_none: tuple[str, ...] = ()) -> dict[str, Any]:
+    return {
+        a.name: override(
+            rename=_CAMEL.get(a.name),
+            omit_if_default=a.name in omit_if_none,
+            struct_hook=_structure_timestamp if a.name in _TIMESTAMPS else None,
+        )
+        for a in cls.__attrs_attrs__  # type: ignore[attr-defined]
+    }
+
+
+def _objects_only(structure: Any) -> Any:
+    """Wrap a class's structure hook so a non-object says so (not a TypeError from indexing)."""
+
+    def structure_object(value: Any, cls: Any) -> Any:
+        if not isinstance(value, dict):
+            msg = f"expected an object, got {type(value).__name__}"
+            raise TypeError(msg)
+        return structure(value, cls)
+
+    return structure_object
+
+
+_T = TypeVar("_T")
+
+
+def _codec(
+    cls: type[_T], what: str
+) -> tuple[Callable[[_T], dict[str, Any]], Callable[[Any], _T]]:
+    """
+    Register *cls*'s hooks on :data:`converter`; return its (to_wire, from_wire).
+
+    *what* names the class in the messages of :class:`InvalidParams`.
+    """
+    structure = make_dict_structure_fn(cls, converter, **_overrides(cls))
+    unstructure = make_dict_unstructure_fn(cls, converter, **_overrides(cls, _OMIT_IF_NONE))
+    converter.register_structure_hook(cls, _objects_only(structure))
+    converter.register_unstructure_hook(cls, unstructure)
+
+    def from_wire(data: Any) -> _T:
+        if not isinstance(data, dict):
+            msg = f"Invalid {what}: expected a JSON object, got {type(data).__name__}"
+            raise InvalidParams(msg)
+        try:
+            return structure(data, cls)
+        except Exception as exc:  # cattrs groups every field's error
+            lines = cattrs.transform_error(exc, path="$", format_exception=_reason)
+            problems = "; ".join(_PATH_KEY.sub(_camel_path, line) for line in lines)
+            msg = f"Invalid {what}: {problems}"
+            raise InvalidParams(msg) from None
+
+    return unstructure, from_wire
+
+
+_PATH_KEY = re.compile(r"\.(\w+)")
+
+
+def _camel_path(match: re.Match[str]) -> str:
+    return "." + _CAMEL.get(match.group(1), match.group(1))
+
+
+def _reason(exc: BaseException, type_: Any) -> str:
+    if isinstance(exc, KeyError):
+        return "required field missing"
+    if isinstance(exc, InvalidParams):
+        return exc.message
+    return str(exc) or type(exc).__name__
+
+
+# Task first: CreateTaskResult's hooks call Task's.
+_task_to_wire, _task_from_wire = _codec(Task, "Task")
+_create_to_wire, _create_from_wire = _codec(CreateTaskResult, "CreateTaskResult")
+
+
+# -- results ------------------------------------------------------------------
+
+#: The key a stored :class:`JsonRpcError` result is tagged with
+#: (``tasks_store.wire.dump_result`` writes it).
+_ERROR_TAG = "__tasks_store.JsonRpcError__"
+
+
+def load_result(text: str) -> Any:
+    """Decode a result's JSON text (:func:`tasks_store.wire.dump_result` wrote it)."""
+    value = json.loads(text)
+    if type(value) is dict and len(value) == 1 and _ERROR_TAG in value:
+        error = value[_ERROR_TAG]
+        return JsonRpcError(error["code"], error["message"], error.get("data"))
+    return value

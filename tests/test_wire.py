@@ -84,6 +84,14 @@ def test_converter_is_exported() -> None:
     assert isinstance(tasks_store.converter, cattrs.Converter)
 
 
+def test_wire_re_exports_what_records_defines() -> None:
+    """The converter and load_result are defined once, in records; wire re-exports them."""
+    from tasks_store import records
+
+    assert records.converter is wire_module.converter
+    assert records.load_result is wire_module.load_result
+
+
 def test_to_wire_goes_through_the_converter() -> None:
     """Task.to_wire and converter.unstructure give the same JSON."""
     task = make_task(status_message="hi", poll_interval=5000, meta={"k": 1})

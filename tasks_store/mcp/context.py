@@ -11,9 +11,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, TypeVar
 
-from .. import rules
 from ..errors import INTERNAL_ERROR, InvalidParams, NotFound
 from ..records import JsonRpcError, TaskRecord
+from ..rules import check_task_id
 from ..status import TaskStatus
 from ..store import TaskStore
 from ..store._base import require_store
@@ -50,7 +50,7 @@ class TaskContext:
 
     def __init__(self, store: TaskStore, task_id: str, owner_id: str) -> None:
         self._store = require_store(store)
-        self._task_id = rules.check_task_id(task_id)
+        self._task_id = check_task_id(task_id)
         if not isinstance(owner_id, str):
             msg = f"owner_id must be a str, got {type(owner_id).__name__}"
             raise InvalidParams(msg)
