@@ -21,19 +21,24 @@ from datetime import datetime
 from typing import Any, ClassVar
 
 __all__ = [
+    "HEADER_MISMATCH",
     "INTERNAL_ERROR",
     "INTERNAL_MESSAGE",
     "INVALID_PARAMS",
     "INVALID_REQUEST",
     "METHOD_NOT_FOUND",
+    "MISSING_REQUIRED_CLIENT_CAPABILITY",
     "PARSE_ERROR",
+    "UNSUPPORTED_PROTOCOL_VERSION",
     "AnonymousAccessDenied",
     "Expired",
+    "HeaderMismatch",
     "InvalidCursor",
     "InvalidParams",
     "InvalidRequest",
     "InvalidTransition",
     "MethodNotFound",
+    "MissingRequiredClientCapability",
     "NotFound",
     "NotReady",
     "ParseError",
@@ -41,6 +46,7 @@ __all__ = [
     "StoreError",
     "TaskError",
     "TtlExceeded",
+    "UnsupportedProtocolVersion",
     "VariableSizeExceeded",
     "WaitTimeout",
     "error_code",
@@ -53,6 +59,11 @@ INVALID_REQUEST = -32600
 METHOD_NOT_FOUND = -32601
 INVALID_PARAMS = -32602
 INTERNAL_ERROR = -32603
+
+# The codes MCP 2026-07-28 reserves in -32020..-32099 (basic/index, "Error Codes").
+HEADER_MISMATCH = -32020
+MISSING_REQUIRED_CLIENT_CAPABILITY = -32021
+UNSUPPORTED_PROTOCOL_VERSION = -32022
 
 #: The message of an internal fault that is not a :class:`TaskError`: it
 #: reveals nothing (the details go to the log only).
@@ -317,6 +328,77 @@ class MethodNotFound(TaskError):
 
     code = METHOD_NOT_FOUND
     _fields = ("message",)
+
+
+# -- MCP 2026-07-28: the stateless wire's own errors (each answered with HTTP 400) -----
+
+
+class HeaderMismatch(TaskError):
+    """
+    A standard HTTP header (``MCP-Protocol-Version``, ``Mcp-Method``,
+    ``Mcp-Name``) is missing, malformed, or disagrees with the body.
+    """
+
+    code = HEADER_MISMATCH
+    _fields = ("message",)
+
+
+class MissingRequiredClientCapability(TaskError):
+    """
+    The request needs a client capability its ``_meta`` did not declare.
+
+    *required_capabilities* is shaped like ``ClientCapabilities``, e.g.
+    ``{"sampling": {}}`` or ``{"extensions": {"io.modelcontextprotocol/tasks": {}}}``;
+    it is the error's ``data.requiredCapabilities``.
+
+    >>> MissingRequiredClientCapability({"sampling": {}}).to_jsonrpc_error()["data"]
+    {'requiredCapabilities': {'sampling': {}}}
+    """
+
+    code = MISSING_REQUIRED_CLIENT_CAPABILITY
+    _fields = ("required_capabilities", "message")
+
+    def __init__(
+        self, required_capabilities: dict[str, Any], message: str | None = None
+    ) -> None:
+        if message is None:
+            names = ", ".join(_capability_names(required_capabilities)) or "(none)"
+            message = f"Missing required client capability: {names}"
+        super().__init__(message)
+        self.required_capabilities = required_capabilities
+
+    def _data(self) -> dict[str, Any]:
+        return {"requiredCapabilities": self.required_capabilities}
+
+
+class UnsupportedProtocolVersion(TaskError):
+    """The request's protocol version is not one this server serves on that wire."""
+
+    code = UNSUPPORTED_PROTOCOL_VERSION
+    _fields = ("requested", "supported", "message")
+
+    def __init__(
+        self, requested: str, supported: tuple[str, ...] | list[str], message: str | None = None
+    ) -> None:
+        if message is None:
+            message = f"Unsupported protocol version: {_show(requested)}"
+        super().__init__(message)
+        self.requested = requested
+        self.supported = tuple(supported)
+
+    def _data(self) -> dict[str, Any]:
+        return {"supported": list(self.supported), "requested": self.requested}
+
+
+def _capability_names(capabilities: dict[str, Any]) -> list[str]:
+    """``{"sampling": {}, "extensions": {"x/y": {}}}`` -> ``["sampling", "x/y"]``."""
+    names: list[str] = []
+    for name, value in capabilities.items():
+        if name == "extensions" and isinstance(value, dict):
+            names.extend(str(key) for key in value)
+        else:
+            names.append(str(name))
+    return names
 
 
 def error_code(exc: BaseException) -> int:
