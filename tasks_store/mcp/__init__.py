@@ -1,25 +1,39 @@
 """
-The MCP protocol layer: serving ``tasks/*`` (and ``tools/call``) over JSON-RPC.
+The MCP protocol layer: serving tools and tasks over HTTP, both protocol generations.
 
-``jsonrpc`` (:class:`TasksRpc`, the JSON-RPC 2.0 envelope), ``tools`` (the
-tool table and running one tool call), ``context`` (:class:`TaskContext`, a
-tool's handle on its task), ``runner`` (:class:`TaskRunner`, background
-execution) and ``wsgi`` (:class:`TasksApp`, the HTTP transport).  The
-protocol-level errors (:class:`ParseError`, :class:`InvalidRequest`,
+``http`` (:class:`HttpRequest`, :class:`HttpResponse`: one exchange as plain
+data), ``server`` (:class:`McpServer`, the protocol core: one request in, one
+reply out, and the switch between the generations), ``v2025`` (the
+2025-11-25 session protocol: ``initialize``, sessions, ``tools/*``,
+``tasks/*``), ``v2026`` (the stateless 2026-07-28 generation, when present),
+``jsonrpc`` (:class:`TasksRpc`, the JSON-RPC 2.0 envelope and the 2025-11-25
+``tasks/*`` wire), ``tools`` (:class:`Tool`, :class:`ToolRegistry`, running
+one call), ``context`` (:class:`TaskContext`, a tool's handle on its task;
+:class:`CallContext` for an inline call), ``runner`` (:class:`TaskRunner`,
+background execution) and ``wsgi`` (:class:`TasksApp`, the WSGI adapter).
+Sessions live in :mod:`tasks_store.store.sessions`.  The protocol-level
+errors (:class:`ParseError`, :class:`InvalidRequest`,
 :class:`MethodNotFound`) live with every other error in
-:mod:`tasks_store.errors` and are re-exported here.  Everything here sits on the storage layer
-(``tasks_store.store``) and the domain modules; nothing below imports it.
+:mod:`tasks_store.errors` and are re-exported here.  Everything here sits on
+the storage layer (``tasks_store.store``) and the domain modules; nothing
+below imports it.
 """
 
 from ..errors import InvalidRequest, MethodNotFound, ParseError
-from .context import TaskContext
+from .context import CallContext, TaskContext
+from .http import HttpRequest, HttpResponse
 from .jsonrpc import TasksRpc, encode_response, error_response
 from .runner import TaskFn, TaskRunner
-from .tools import ToolFn
-from .wsgi import TasksApp, default_owner_from_environ
+from .server import McpServer, protocol_generation
+from .tools import Tool, ToolFn, ToolRegistry
+from .wsgi import TasksApp, default_owner_from_environ, remote_user
 
 __all__ = [
+    "CallContext",
+    "HttpRequest",
+    "HttpResponse",
     "InvalidRequest",
+    "McpServer",
     "MethodNotFound",
     "ParseError",
     "TaskContext",
@@ -27,8 +41,12 @@ __all__ = [
     "TaskRunner",
     "TasksApp",
     "TasksRpc",
+    "Tool",
     "ToolFn",
+    "ToolRegistry",
     "default_owner_from_environ",
     "encode_response",
     "error_response",
+    "protocol_generation",
+    "remote_user",
 ]

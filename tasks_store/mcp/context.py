@@ -4,6 +4,9 @@
 A context is a handle: it holds no state of its own and every call goes to
 the store, so it is as thread-safe as the store and always sees the task as
 it is now (a cancellation from another thread included).
+
+:class:`CallContext` is what a tool gets when its call is answered inline
+(no task): the same variable methods, kept in the context for the one call.
 """
 
 from __future__ import annotations
@@ -17,8 +20,9 @@ from ..rules import check_task_id
 from ..status import TaskStatus
 from ..store import TaskStore
 from ..store._base import require_store
+from ..wire import check_json
 
-__all__ = ["TaskContext"]
+__all__ = ["CallContext", "TaskContext"]
 
 _T = TypeVar("_T")
 
@@ -47,6 +51,9 @@ class TaskContext:
     """
 
     __slots__ = ("_owner_id", "_store", "_task_id")
+
+    #: True: the call runs as a task (:class:`CallContext` says False).
+    in_task = True
 
     def __init__(self, store: TaskStore, task_id: str, owner_id: str) -> None:
         self._store = require_store(store)
@@ -257,6 +264,136 @@ class TaskContext:
             return self.record().status is TaskStatus.CANCELLED
         except NotFound:
             return True
+
+
+class CallContext:
+    """
+    The context of a ``tools/call`` answered inline, without a task.
+
+    It has the reading and writing side of :class:`TaskContext`
+    (``variables``, ``get_variable``, ``get_str``/``get_int``/``get_float``/
+    ``get_bool``, ``set_variable(s)``, ``is_cancelled``), so one tool body
+    serves both kinds of call.  Variables live in this object for the one
+    call and are never stored (there is no task to store them in);
+    ``is_cancelled()`` is always False; ``task_id`` is None.
+
+    Args:
+        owner_id: who is calling.
+        tool_name: the tool being run.
+
+    Raises:
+        InvalidParams: *owner_id* or *tool_name* is not a str.
+
+    Not shared between threads: one call, one context.
+
+    >>> ctx = CallContext("user:alice", "echo")
+    >>> ctx.set_variable("progress", 1.0)
+    >>> ctx.get_float("progress"), ctx.task_id, ctx.in_task
+    (1.0, None, False)
+    """
+
+    __slots__ = ("_owner_id", "_tool_name", "_variables")
+
+    #: False: the call is answered inline.
+    in_task = False
+    #: No task: always None.
+    task_id: None = None
+
+    def __init__(self, owner_id: str, tool_name: str) -> None:
+        for name, value in (("owner_id", owner_id), ("tool_name", tool_name)):
+            if not isinstance(value, str):
+                msg = f"{name} must be a str, got {type(value).__name__}"
+                raise InvalidParams(msg)
+        self._owner_id = owner_id
+        self._tool_name = tool_name
+        self._variables: dict[str, Any] = {}
+
+    def __repr__(self) -> str:
+        return f"CallContext(tool_name={self._tool_name!r})"
+
+    @property
+    def owner_id(self) -> str:
+        """The caller."""
+        return self._owner_id
+
+    @property
+    def tool_name(self) -> str:
+        """The tool being run."""
+        return self._tool_name
+
+    def variables(self) -> dict[str, Any]:
+        """Return a copy of the call's variables."""
+        return dict(self._variables)
+
+    def get_variable(self, key: str, default: Any = None) -> Any:
+        """Return the variable *key*, or *default* when it is not set."""
+        return self._variables.get(key, default)
+
+    def get_str(self, key: str, default: str | None = None) -> str | None:
+        """As :meth:`TaskContext.get_str`."""
+        return _typed(self._variables, key, default, str, "a string")
+
+    def get_int(self, key: str, default: int | None = None) -> int | None:
+        """As :meth:`TaskContext.get_int`."""
+        return _typed(self._variables, key, default, int, "an integer")
+
+    def get_float(self, key: str, default: float | None = None) -> float | None:
+        """As :meth:`TaskContext.get_float`."""
+        value = self._variables.get(key)
+        if value is None:
+            return default
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise _wrong_type(key, "a number", value)
+        return float(value)
+
+    def get_bool(self, key: str, default: bool | None = None) -> bool | None:
+        """As :meth:`TaskContext.get_bool`."""
+        return _typed(self._variables, key, default, bool, "a boolean")
+
+    def set_variable(self, key: str, value: Any) -> None:
+        """
+        Set the variable *key* to *value*; None deletes it.
+
+        Raises:
+            InvalidParams: *key* is not a str or *value* is not JSON.
+        """
+        self.set_variables({key: value})
+
+    def set_variables(self, variables: Mapping[str, Any]) -> None:
+        """
+        Merge *variables* into the call's (None values delete keys).
+
+        Raises:
+            InvalidParams: a key is not a str or a value is not JSON.
+        """
+        if not isinstance(variables, Mapping):
+            msg = f"variables must be a mapping, got {type(variables).__name__}"
+            raise InvalidParams(msg)
+        for key, value in variables.items():
+            if not isinstance(key, str):
+                msg = f"variable names must be str, got {key!r}"
+                raise InvalidParams(msg)
+            check_json(value, f"variables[{key!r}]")
+        for key, value in variables.items():
+            if value is None:
+                self._variables.pop(key, None)
+            else:
+                self._variables[key] = value
+
+    def is_cancelled(self) -> bool:
+        """Return False: an inline call is never cancelled through the store."""
+        return False
+
+
+def _typed(
+    variables: Mapping[str, Any], key: str, default: _T | None, kind: type[_T], name: str
+) -> _T | None:
+    value = variables.get(key)
+    if value is None:
+        return default
+    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+        raise _wrong_type(key, name, value)
+    return value
 
 
 def _wrong_type(key: str, expected: str, value: object) -> InvalidParams:

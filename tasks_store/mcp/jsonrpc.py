@@ -11,6 +11,16 @@ from those classes, kept for callers that looked codes up in it.
 Methods: ``tasks/get``, ``tasks/result``, ``tasks/list``, ``tasks/cancel``;
 with tools configured (see :meth:`TasksRpc.with_tools`) also ``tools/call``
 (the tool table and the tool call itself: :mod:`tasks_store.mcp.tools`).
+This is the 2025-11-25 ``tasks/*`` wire; the whole 2025-11-25 protocol
+(``initialize``, sessions, ``tools/list``) is :mod:`tasks_store.mcp.v2025`,
+which answers ``tasks/*`` through a :class:`TasksRpc`.
+
+The store keeps the Tasks extension's meaning of a tool error: a
+``tools/call`` task whose result has ``isError: true`` is ``completed``.
+2025-11-25 calls that task ``failed``, so :func:`wire_task_2025` (used by
+``tasks/get``, ``tasks/list`` and ``tasks/cancel``) reports it ``failed``,
+with the tool's text as ``statusMessage``; ``tasks/result`` still returns
+the result.
 
 Responses to requests whose id cannot be read (parse errors, malformed
 envelopes) carry no ``id`` member: JSON-RPC 2.0 would send ``"id": null``,
@@ -43,13 +53,13 @@ from ..errors import (
     error_code,
     error_object,
 )
-from ..records import RELATED_TASK_META_KEY, JsonRpcError
+from ..records import RELATED_TASK_META_KEY, JsonRpcError, TaskRecord
+from ..status import TaskStatus
 from ..store import TaskStore
 from ..store._base import require_store
-from .tools import ToolFn, call_tool, check_tools
+from .tools import Tool, ToolFn, ToolRegistry, answer_tools_call, check_tools
 
 if TYPE_CHECKING:
-    from .context import TaskContext
     from .runner import TaskRunner
 
 __all__ = [
@@ -69,6 +79,8 @@ __all__ = [
     "error_code",
     "error_object",
     "error_response",
+    "parse_error_reason",
+    "wire_task_2025",
 ]
 
 logger = logging.getLogger("tasks_store")
@@ -144,6 +156,53 @@ def encode_response(response: Mapping[str, Any]) -> bytes:
         return json.dumps(fallback, ensure_ascii=True).encode("ascii")
 
 
+_STATUS_MESSAGE_LIMIT = 200
+
+
+def tool_error_text(record: TaskRecord) -> str | None:
+    """
+    Return the tool's text when *record* is a completed ``tools/call`` task
+    whose result has ``isError: true``; else None.
+
+    The text is the result's first text block (clipped to 200 characters),
+    or ``"The tool reported an error."`` when it has none.
+    """
+    if (
+        record.status is not TaskStatus.COMPLETED
+        or record.request_method != "tools/call"
+        or not record.has_result
+        or '"isError"' not in (record.result_json or "")
+    ):
+        return None
+    result = record.result
+    if not isinstance(result, Mapping) or result.get("isError") is not True:
+        return None
+    content = result.get("content")
+    if isinstance(content, list):
+        for block in content:
+            if isinstance(block, Mapping) and isinstance(block.get("text"), str):
+                return _clip(block["text"], _STATUS_MESSAGE_LIMIT)
+    return "The tool reported an error."
+
+
+def wire_task_2025(record: TaskRecord, *, with_variables: bool = False) -> dict[str, Any]:
+    """
+    Return *record*'s Task as the 2025-11-25 wire shows it.
+
+    As ``record.task.to_wire()`` (variables merged into ``_meta`` when
+    *with_variables*), except that a completed ``tools/call`` task whose
+    result has ``isError: true`` is ``failed``, with the tool's text as
+    ``statusMessage`` (2025-11-25: "the task SHOULD be failed").
+    """
+    task = record.to_wire_task_with_variables() if with_variables else record.task
+    wire = task.to_wire()
+    text = tool_error_text(record)
+    if text is not None:
+        wire["status"] = TaskStatus.FAILED.value
+        wire["statusMessage"] = text
+    return wire
+
+
 def _is_request_id(value: object) -> bool:
     return type(value) is str or type(value) is int
 
@@ -189,6 +248,10 @@ class TasksRpc:
         self._store = require_store(store)
         self._result_timeout = result_timeout
         self._tools: Mapping[str, ToolFn] = MappingProxyType(dict(tools or {}))
+        self._registry = ToolRegistry(
+            Tool(name=name, fn=_inline_ctx_none(fn), task_support="optional")
+            for name, fn in self._tools.items()
+        )
         self._runner = runner
         self._methods: Mapping[str, Callable[[dict[str, Any], str], dict[str, Any]]] = {
             "tasks/get": self._tasks_get,
@@ -284,11 +347,26 @@ class TasksRpc:
             text = body.decode("utf-8") if isinstance(body, bytes) else body
             message = json.loads(text)
         except (UnicodeDecodeError, ValueError, RecursionError) as exc:
-            parse_error = ParseError(f"Parse error: {_reason(exc)}")
+            parse_error = ParseError(f"Parse error: {parse_error_reason(exc)}")
             return error_response(None, parse_error.to_jsonrpc_error())
         return self.handle(message, owner_id)
 
     # -- envelope -------------------------------------------------------------
+
+    @staticmethod
+    def envelope(message: Mapping[str, Any]) -> tuple[str, dict[str, Any], bool]:
+        """
+        Check a JSON-RPC 2.0 envelope; return ``(method, params, is_notification)``.
+
+        A client's response (``result`` or ``error`` and an id, no method)
+        counts as a notification: ``("", {}, True)``.
+
+        Raises:
+            InvalidRequest: ``jsonrpc`` is not ``"2.0"``, the id is not a
+                string or integer, ``method`` is missing or not a string.
+            InvalidParams: ``params`` is not an object.
+        """
+        return TasksRpc._envelope(message)
 
     @staticmethod
     def _envelope(message: Mapping[str, Any]) -> tuple[str, dict[str, Any], bool]:
@@ -329,7 +407,7 @@ class TasksRpc:
 
     def _tasks_get(self, params: dict[str, Any], owner_id: str) -> dict[str, Any]:
         record = self._store.get(_task_id(params), owner_id)
-        return record.to_wire_task_with_variables().to_wire()
+        return wire_task_2025(record, with_variables=True)
 
     def _tasks_result(self, params: dict[str, Any], owner_id: str) -> dict[str, Any]:
         task_id = _task_id(params)
@@ -362,7 +440,7 @@ class TasksRpc:
             msg = f"cursor must be a string, got {_json_type(cursor)}"
             raise InvalidParams(msg)
         page = self._store.list(owner_id, cursor=cursor)
-        result: dict[str, Any] = {"tasks": [r.task.to_wire() for r in page.tasks]}
+        result: dict[str, Any] = {"tasks": [wire_task_2025(r) for r in page.tasks]}
         if page.next_cursor is not None:
             result["nextCursor"] = page.next_cursor
         return result
@@ -371,39 +449,22 @@ class TasksRpc:
         record = self._store.cancel(
             _task_id(params), owner_id, "The task was cancelled by request."
         )
-        return record.to_wire_task_with_variables().to_wire()
+        return wire_task_2025(record, with_variables=True)
 
     # -- tools/call -----------------------------------------------------------
 
     def _tools_call(self, params: dict[str, Any], owner_id: str) -> dict[str, Any]:
-        name = params.get("name")
-        if not isinstance(name, str):
-            msg = f"name must be a string, got {_json_type(name)}"
-            raise InvalidParams(msg)
-        tool = self._tools.get(name)
-        if tool is None:
-            msg = f"Unknown tool: {_clip(name)}"
-            raise InvalidParams(msg)
-        arguments = params.get("arguments", {})
-        if not isinstance(arguments, dict):
-            msg = f"arguments must be an object, got {_json_type(arguments)}"
-            raise InvalidParams(msg)
-        if "task" not in params:
-            return call_tool(tool, name, arguments, None)
-        task = params["task"]
-        if not isinstance(task, dict):
-            msg = f"task must be an object, got {_json_type(task)}"
-            raise InvalidParams(msg)
-        ttl = task.get("ttl")
-        if ttl is not None and type(ttl) is not int:
-            msg = f"task.ttl must be an integer, got {_json_type(ttl)}"
-            raise InvalidParams(msg)
         assert self._runner is not None  # tools/call is only routed with a runner
+        return answer_tools_call(params, owner_id, tools=self._registry, runner=self._runner)
 
-        def run(ctx: TaskContext) -> dict[str, Any]:
-            return call_tool(tool, name, arguments, ctx)
 
-        return self._runner.start(owner_id, "tools/call", run, ttl=ttl)
+def _inline_ctx_none(fn: ToolFn) -> ToolFn:
+    """Adapt an old-style tool: inline calls get ``ctx=None``, as they always did."""
+
+    def tool(arguments: dict[str, Any], ctx: Any) -> Mapping[str, Any]:
+        return fn(arguments, ctx if getattr(ctx, "in_task", False) else None)
+
+    return tool
 
 
 class _Answer(Exception):
@@ -450,7 +511,8 @@ def _clip(text: str, limit: int = 100) -> str:
     return text if len(text) <= limit else f"{text[: limit - 3]}..."
 
 
-def _reason(exc: BaseException) -> str:
+def parse_error_reason(exc: BaseException) -> str:
+    """Say why a body failed to parse, for a -32700 message (no body text in it)."""
     if isinstance(exc, json.JSONDecodeError):
         return f"{exc.msg} at position {exc.pos}"
     if isinstance(exc, UnicodeDecodeError):

@@ -3,7 +3,9 @@
 
 ``start`` creates the task, hands ``fn(ctx)`` to a worker and returns the
 ``CreateTaskResult`` at once.  When ``fn`` returns, its value completes the
-task; when it raises, the task fails.  A task that ended meanwhile (cancelled
+task (a ``CallToolResult`` with ``isError: true`` included: the store keeps
+the Tasks extension's meaning, and the 2025-11-25 wire reports such a task
+``failed``); when it raises, the task fails.  A task that ended meanwhile (cancelled
 by ``tasks/cancel``, or completed by ``fn`` through its context) keeps its
 end: the late completion is dropped, quietly.
 """
@@ -12,7 +14,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from types import TracebackType
 from typing import Any
@@ -105,9 +107,10 @@ class TaskRunner:
         Args:
             owner_id: the caller, who owns the task.
             request_method: the request the task runs (``"tools/call"``).
-            fn: the work.  Its return value completes the task; for
-                ``tools/call`` a result with ``isError: true`` fails it
-                instead.  An exception fails the task with a
+            fn: the work.  Its return value completes the task (a
+                ``tools/call`` result with ``isError: true`` too: a tool
+                error is not a protocol fault; the 2025-11-25 wire shows
+                that task ``failed``).  An exception fails the task with a
                 ``JsonRpcError`` result (-32603 "Internal error", or the
                 code and message of a :class:`TaskError`).
             ttl: milliseconds to keep the task; None for the store's default.
@@ -255,22 +258,13 @@ def _outcome(request_method: str, result: Any) -> tuple[TaskStatus, str | None]:
     """
     Return the status and status message a finished task's *result* means.
 
-    For ``tools/call``, a ``CallToolResult`` with ``isError: true`` is a
-    failure (as MCP requires); its first text block is the message.
+    Always ``completed``, with no message: a ``tools/call`` result with
+    ``isError: true`` is a tool execution error, not a protocol fault, and the
+    Tasks extension (2026-07-28) keeps such a task ``completed``.  The
+    2025-11-25 wire, which calls that task ``failed``, derives its status
+    from the stored result (:func:`tasks_store.mcp.jsonrpc.wire_task_2025`).
+    Only a protocol fault (an exception, a :class:`TaskError`) fails a task.
     """
-    if (
-        request_method == "tools/call"
-        and isinstance(result, Mapping)
-        and result.get("isError") is True
-    ):
-        text = "Tool call failed."
-        content = result.get("content")
-        if isinstance(content, list):
-            for block in content:
-                if isinstance(block, Mapping) and isinstance(block.get("text"), str):
-                    text = f"Tool call failed: {block['text']}"
-                    break
-        return TaskStatus.FAILED, _clip(text)
     return TaskStatus.COMPLETED, None
 
 

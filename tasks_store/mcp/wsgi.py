@@ -1,55 +1,86 @@
 """
-:class:`TasksApp`: the WSGI transport for :class:`~tasks_store.mcp.jsonrpc.TasksRpc`.
+:class:`TasksApp`: the WSGI adapter over :class:`~tasks_store.mcp.server.McpServer`.
 
-Transport only: HTTP method, content type, body size, owner resolution,
-status codes.  Every JSON-RPC decision is the handler's.  Needs no WSGI
-server package; serve it with any threaded one (``waitress``, ``cheroot``).
+Transport only: it turns the WSGI environ into an
+:class:`~tasks_store.mcp.http.HttpRequest` (reading the body within
+``max_body_bytes``, and asking ``principal_from_environ`` who the
+authenticated user is), hands it to the server, and writes the
+:class:`~tasks_store.mcp.http.HttpResponse` back.  Every protocol decision is
+the server's.  Needs no WSGI server package; serve it with any threaded one
+(``waitress``, ``cheroot``, gunicorn with threads).
 
-HTTP answers:
+Build it either way::
+
+    server = McpServer(store, tools)
+    app = TasksApp(server)                 # or: app = server.wsgi_app()
+
+The adapter's own answers (before the server sees the request):
 
 ======================================  ======  ===============================
 request                                 status  body (JSON-RPC)
 ======================================  ======  ===============================
-a request (valid or not, with an id)    200     its response
-notification, or a client response      202     empty
-unparsable JSON / no readable id        400     error -32700 / -32600, no id
-not POST                                405     error -32600 (``Allow: POST``)
+invalid ``Content-Length``              400     error -32600
 no ``Content-Length`` (not chunked)     411     error -32600
-body above ``max_body_bytes``           413     error -32600
-content type not ``application/json``   415     error -32600
-fault in the app itself                 500     error -32603
+body above ``max_body_bytes``           413     error -32600 (the body is unread)
+``principal_from_environ`` raised a     400     its error
+  ``TaskError``
+fault in the adapter itself             500     error -32603
 ======================================  ======  ===============================
+
+The old construction, ``TasksApp(TasksRpc(store), tools={name: fn},
+owner_from_environ=...)``, still works and warns (:class:`DeprecationWarning`):
+it builds an :class:`McpServer` whose tools are the table's (each
+``taskSupport: optional``, ``inputSchema`` ``{"type": "object"}``, and
+``ctx=None`` for inline calls as before).  What ``owner_from_environ``
+returns is taken as the principal (``user:<it>``); clients no longer name
+their owner through ``Mcp-Session-Id``: the server issues sessions.
 """
 
 from __future__ import annotations
 
 import logging
+import warnings
 from collections.abc import Callable, Iterable, Mapping
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from ..errors import INTERNAL_MESSAGE, InvalidRequest, TaskError
-from ..security import resolve_owner_id
-from .jsonrpc import TasksRpc, encode_response, error_response
+from ..security import ANONYMOUS_OWNERS, resolve_owner_id
+from .http import HttpRequest, HttpResponse
+from .jsonrpc import TasksRpc, _inline_ctx_none
 from .runner import TaskRunner
-from .tools import ToolFn, check_tools
+from .server import McpServer, error_reply
+from .tools import Tool, ToolFn, check_tools
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIEnvironment
 
-__all__ = ["TasksApp", "default_owner_from_environ"]
+__all__ = ["TasksApp", "default_owner_from_environ", "remote_user"]
 
 logger = logging.getLogger("tasks_store")
 
-_JSON = "application/json"
+#: ``fn(environ) -> principal or None``.
+PrincipalFn = Callable[[Mapping[str, Any]], "str | None"]
+
+
+def remote_user(environ: Mapping[str, Any]) -> str | None:
+    """
+    Return ``REMOTE_USER`` (what the WSGI server or a middleware authenticated), or None.
+
+    >>> remote_user({"REMOTE_USER": "alice"}), remote_user({})
+    ('alice', None)
+    """
+    user = environ.get("REMOTE_USER")
+    return user if isinstance(user, str) and user else None
 
 
 def default_owner_from_environ(environ: Mapping[str, Any]) -> str:
     """
-    Return the owner for a request: ``REMOTE_USER``, else the ``Mcp-Session-Id``.
+    Deprecated: the owner the old app used, ``REMOTE_USER`` else ``Mcp-Session-Id``.
 
-    The same as ``resolve_owner_id(REMOTE_USER, None, Mcp-Session-Id)``;
-    ``"local"`` (anonymous) when neither is there.
+    Kept for callers that imported it.  :class:`TasksApp` no longer takes
+    the session from the client: passed as ``owner_from_environ`` it is
+    treated as :func:`remote_user`.
 
     >>> default_owner_from_environ({"HTTP_MCP_SESSION_ID": "s-1"})
     's-1'
@@ -63,71 +94,141 @@ def default_owner_from_environ(environ: Mapping[str, Any]) -> str:
     )
 
 
+def _legacy_principal(owner_from_environ: Callable[[Mapping[str, Any]], str]) -> PrincipalFn:
+    def principal(environ: Mapping[str, Any]) -> str | None:
+        owner = owner_from_environ(environ)
+        if not isinstance(owner, str):
+            msg = f"owner_from_environ must return a str, got {type(owner).__name__}"
+            raise TypeError(msg)
+        return None if owner in ANONYMOUS_OWNERS else owner
+
+    return principal
+
+
+def _check_max_body(max_body_bytes: object) -> int:
+    if (
+        isinstance(max_body_bytes, bool)
+        or not isinstance(max_body_bytes, int)
+        or max_body_bytes < 1
+    ):
+        msg = f"max_body_bytes must be a positive int, got {max_body_bytes!r}"
+        raise ValueError(msg)
+    return max_body_bytes
+
+
 class TasksApp:
     """
-    A WSGI application answering MCP JSON-RPC over HTTP POST.
+    A WSGI application serving an :class:`McpServer`.
 
     Args:
-        rpc: the handler.
-        owner_from_environ: ``fn(environ) -> owner_id``; by default
-            :func:`default_owner_from_environ`.
+        server: the protocol core.  (Deprecated: a :class:`TasksRpc`, with
+            the old keywords below.)
+        principal_from_environ: ``fn(environ) -> str | None``, the
+            authenticated user (the owner of their tasks, whatever the
+            session); by default :func:`remote_user`.
         max_body_bytes: largest request body accepted (413 above it).
-        tools: tool name to ``fn(arguments, ctx)``; when given,
-            ``tools/call`` is answered too, and calls with a ``task`` run in
-            the background on a :class:`TaskRunner`.
-        runner: the runner for those calls; by default the app makes one
-            (and :meth:`close` shuts it down).
+        owner_from_environ: deprecated, with a :class:`TasksRpc` only; its
+            result is the principal (``"local"`` or ``""``: none).
+        tools: deprecated, with a :class:`TasksRpc` only: name to
+            ``fn(arguments, ctx)``.
+        runner: deprecated, with a :class:`TasksRpc` only.
 
     Raises:
+        TypeError: *server* is neither, an old keyword with an
+            :class:`McpServer`, or a function that is not callable.
         ValueError: *max_body_bytes* is not a positive int, or *runner* is
             given without *tools*.
+
+    :meth:`close` closes the server (its runner).  The app is a context
+    manager.
     """
 
     def __init__(
         self,
-        rpc: TasksRpc,
+        server: McpServer | TasksRpc,
         *,
-        owner_from_environ: Callable[[Mapping[str, Any]], str] | None = None,
+        principal_from_environ: PrincipalFn | None = None,
         max_body_bytes: int = 1_048_576,
+        owner_from_environ: Callable[[Mapping[str, Any]], str] | None = None,
         tools: Mapping[str, ToolFn] | None = None,
         runner: TaskRunner | None = None,
     ) -> None:
-        if (
-            isinstance(max_body_bytes, bool)
-            or not isinstance(max_body_bytes, int)
-            or max_body_bytes < 1
-        ):
-            msg = f"max_body_bytes must be a positive int, got {max_body_bytes!r}"
-            raise ValueError(msg)
-        if runner is not None and tools is None:
-            msg = "runner needs tools"
-            raise ValueError(msg)
-        if not isinstance(rpc, TasksRpc):
-            msg = f"rpc must be a TasksRpc, got {type(rpc).__name__}"
+        self._max_body_bytes = _check_max_body(max_body_bytes)
+        if principal_from_environ is not None and not callable(principal_from_environ):
+            msg = (
+                "principal_from_environ must be callable, got "
+                f"{type(principal_from_environ).__name__}"
+            )
             raise TypeError(msg)
         if owner_from_environ is not None and not callable(owner_from_environ):
             msg = f"owner_from_environ must be callable, got {type(owner_from_environ).__name__}"
             raise TypeError(msg)
+        if isinstance(server, McpServer):
+            if owner_from_environ is not None or tools is not None or runner is not None:
+                msg = (
+                    "owner_from_environ, tools and runner belong to the old TasksApp(TasksRpc) "
+                    "form; give the tools and runner to McpServer, and use "
+                    "principal_from_environ"
+                )
+                raise TypeError(msg)
+            self._server = server
+        elif isinstance(server, TasksRpc):
+            server = self._legacy_server(server, tools, runner)
+            self._server = server
+            if owner_from_environ is not None and principal_from_environ is not None:
+                msg = "give principal_from_environ or owner_from_environ, not both"
+                raise TypeError(msg)
+            if owner_from_environ is not None and owner_from_environ is not (
+                default_owner_from_environ
+            ):
+                principal_from_environ = _legacy_principal(owner_from_environ)
+        else:
+            msg = f"server must be an McpServer, got {type(server).__name__}"
+            raise TypeError(msg)
+        self._principal = principal_from_environ or remote_user
+
+    @staticmethod
+    def _legacy_server(
+        rpc: TasksRpc, tools: Mapping[str, ToolFn] | None, runner: TaskRunner | None
+    ) -> McpServer:
+        warnings.warn(
+            "TasksApp(TasksRpc(...), tools=..., owner_from_environ=...) is deprecated: "
+            "build TasksApp(McpServer(store, tools)) or McpServer(...).wsgi_app()",
+            DeprecationWarning,
+            stacklevel=3,
+        )
+        if runner is not None and tools is None:
+            msg = "runner needs tools"
+            raise ValueError(msg)
+        table: dict[str, ToolFn] = dict(rpc.tools)
         if tools is not None:
-            check_tools(tools)
-        self._owned_runner: TaskRunner | None = None
-        if tools is not None:
-            if runner is None:
-                runner = self._owned_runner = TaskRunner(rpc.store)
-            rpc = rpc.with_tools(tools, runner)
-        self._rpc = rpc
-        self._owner_from_environ = owner_from_environ or default_owner_from_environ
-        self._max_body_bytes = max_body_bytes
+            table.update(check_tools(tools))
+        records = [
+            Tool(name=name, fn=_inline_ctx_none(fn), task_support="optional")
+            for name, fn in table.items()
+        ]
+        return McpServer(
+            rpc.store, records, result_timeout=rpc.result_timeout, runner=runner
+        )
+
+    @property
+    def server(self) -> McpServer:
+        """The protocol core requests go to."""
+        return self._server
 
     @property
     def rpc(self) -> TasksRpc:
-        """The handler requests go to."""
-        return self._rpc
+        """The server's ``tasks/*`` handler (kept for the old API)."""
+        return self._server.rpc
+
+    @property
+    def max_body_bytes(self) -> int:
+        """The largest body accepted."""
+        return self._max_body_bytes
 
     def close(self, *, wait: bool = True, cancel: bool = False) -> None:
-        """Shut down the runner the app made, if any; see :meth:`TaskRunner.shutdown`."""
-        if self._owned_runner is not None:
-            self._owned_runner.shutdown(wait=wait, cancel=cancel)
+        """Close the server: see :meth:`McpServer.close`."""
+        self._server.close(wait=wait, cancel=cancel)
 
     def __enter__(self) -> TasksApp:
         return self
@@ -145,63 +246,69 @@ class TasksApp:
     ) -> Iterable[bytes]:
         """Answer one HTTP request."""
         try:
-            status, headers, body = self._respond(environ)
+            response = self._respond(environ)
         except Exception:
             logger.exception("internal error in TasksApp")
-            status, headers, body = _error(500, TaskError(INTERNAL_MESSAGE))
-        headers.append(("Content-Length", str(len(body))))
-        start_response(status, headers)
-        return [body]
+            response = error_reply(500, TaskError(INTERNAL_MESSAGE))
+        headers = [*response.headers, ("Content-Length", str(len(response.body)))]
+        start_response(response.status_line, headers)
+        return [response.body]
 
-    def _respond(self, environ: WSGIEnvironment) -> tuple[str, list[tuple[str, str]], bytes]:
-        if environ.get("REQUEST_METHOD") != "POST":
-            status, headers, body = _error(405, InvalidRequest("Only POST is allowed"))
-            headers.append(("Allow", "POST"))
-            return status, headers, body
-        media_type = str(environ.get("CONTENT_TYPE", "")).split(";")[0].strip().lower()
-        if media_type != _JSON:
-            return _error(415, InvalidRequest(f"Content-Type must be {_JSON}"))
+    def request_from_environ(self, environ: Mapping[str, Any]) -> HttpRequest | HttpResponse:
+        """
+        Return the :class:`HttpRequest` in *environ*, or the reply refusing it.
+
+        Reads the body (POST only) within ``max_body_bytes``, and calls
+        ``principal_from_environ``.
+        """
+        method = str(environ.get("REQUEST_METHOD") or "GET").upper()
+        headers: dict[str, str] = {}
+        for key, value in environ.items():
+            if key.startswith("HTTP_") and isinstance(value, str):
+                headers[key[5:].replace("_", "-").lower()] = value
+        for key in ("CONTENT_TYPE", "CONTENT_LENGTH"):
+            value = environ.get(key)
+            if isinstance(value, str) and value:
+                headers[key.replace("_", "-").lower()] = value
+        body = b""
+        if method == "POST":
+            read = self._read_body(environ)
+            if isinstance(read, HttpResponse):
+                return read
+            body = read
+        try:
+            principal = self._principal(environ)
+        except TaskError as exc:
+            logger.warning("could not resolve the principal: %s", exc)
+            return error_reply(400, exc)
+        if principal is not None and not isinstance(principal, str):
+            kind = type(principal).__name__
+            msg = f"principal_from_environ must return a str or None, got {kind}"
+            raise TypeError(msg)
+        path = f"{environ.get('SCRIPT_NAME', '')}{environ.get('PATH_INFO', '')}" or "/"
+        return HttpRequest(method, path, headers, body, principal or None)
+
+    def _read_body(self, environ: Mapping[str, Any]) -> bytes | HttpResponse:
         limit = self._max_body_bytes
         length_text = str(environ.get("CONTENT_LENGTH") or "").strip()
         stream = environ["wsgi.input"]
         if length_text:
             if not length_text.isdigit():
-                return _error(400, InvalidRequest("Invalid Content-Length"))
+                return error_reply(400, InvalidRequest("Invalid Content-Length"))
             length = int(length_text)
             if length > limit:
-                return _error(413, InvalidRequest(f"Request body exceeds {limit} bytes"))
-            body = stream.read(length) if length else b""
-        elif environ.get("wsgi.input_terminated"):
+                return error_reply(413, InvalidRequest(f"Request body exceeds {limit} bytes"))
+            body: bytes = stream.read(length) if length else b""
+            return body
+        if environ.get("wsgi.input_terminated"):
             body = stream.read(limit + 1)
             if len(body) > limit:
-                return _error(413, InvalidRequest(f"Request body exceeds {limit} bytes"))
-        else:
-            return _error(411, InvalidRequest("Content-Length is required"))
-        try:
-            owner_id = self._owner_from_environ(environ)
-        except TaskError as exc:  # e.g. InvalidParams from resolve_owner_id
-            logger.warning("could not resolve the owner: %s", exc)
-            response: dict[str, Any] | None = error_response(None, exc.to_jsonrpc_error())
-        else:  # any other exception: a fault of the app, answered 500 by __call__
-            response = self._rpc.handle_json(body, owner_id)
-        if response is None:
-            return "202 Accepted", [], b""
-        status = "200 OK"
-        if "error" in response and "id" not in response:
-            status = "400 Bad Request"
-        return status, [("Content-Type", _JSON)], encode_response(response)
+                return error_reply(413, InvalidRequest(f"Request body exceeds {limit} bytes"))
+            return body
+        return error_reply(411, InvalidRequest("Content-Length is required"))
 
-
-_REASONS = {
-    400: "Bad Request",
-    405: "Method Not Allowed",
-    411: "Length Required",
-    413: "Content Too Large",
-    415: "Unsupported Media Type",
-    500: "Internal Server Error",
-}
-
-
-def _error(http_status: int, error: TaskError) -> tuple[str, list[tuple[str, str]], bytes]:
-    body = encode_response(error_response(None, error.to_jsonrpc_error()))
-    return f"{http_status} {_REASONS[http_status]}", [("Content-Type", _JSON)], body
+    def _respond(self, environ: WSGIEnvironment) -> HttpResponse:
+        request = self.request_from_environ(environ)
+        if isinstance(request, HttpResponse):
+            return request
+        return self._server.handle(request)
