@@ -1,17 +1,20 @@
 """
 :class:`GlobalLockStore`: the straightforward design, as a rival to beat.
 
-One ``threading.Lock`` guards one dict of *mutable* records.  Every method
-takes the lock; writes change the record in place; every record handed out
-is a fresh frozen copy built under the lock.  The per-owner quota and
+One ``threading.Lock`` guards one dict of records.  Every method takes the
+lock, reads included, and every record a read hands out is a fresh copy
+built under the lock, as a store of mutable records must copy (the copy is
+kept so that reads cost what that design costs).  The per-owner quota and
 ``list`` scan every task in the store, and ``cleanup_expired`` scans them
 all.  This is the design of the Rust original and of most ports.
 
 It keeps the same contract as :class:`tasks_store.InMemoryTaskStore` (same
-signatures, same checks in the same order, same errors, same logging) by
-calling :mod:`tasks_store.rules` for every check and for building records,
-so the benchmark compares designs, not features.  It lives here, not in the
-package: it exists to be measured.
+signatures, same checks in the same order, same errors, same logging): its
+five writes are :class:`tasks_store.store._base.BaseTaskStore`'s, on the
+locked path only (under the one lock: load, build with the rules, store),
+and the rest calls :mod:`tasks_store.rules` for every check and for
+building records, so the benchmark compares designs, not features.  It
+lives here, not in the package: it exists to be measured.
 """
 
 from __future__ import annotations
@@ -20,92 +23,43 @@ import itertools
 import os
 import threading
 import time
-from collections.abc import Callable, Mapping
-from datetime import datetime, timezone
+from collections.abc import Callable
 from typing import Any
 
 from tasks_store import rules
 from tasks_store.config import StoreConfig, TaskSecurityConfig
-from tasks_store.errors import Expired, NotFound, WaitTimeout
+from tasks_store.errors import NotFound, WaitTimeout
 from tasks_store.records import Task, TaskPage, TaskRecord
-from tasks_store.status import TaskStatus, coerce_status
-from tasks_store.store._base import StoreSettings, log_created, log_foreign, logger
-from tasks_store.wire import dump_result, format_timestamp
+from tasks_store.store._base import LockedTaskStore, log_created, log_foreign
 
 __all__ = ["GlobalLockStore"]
 
 
-class _Entry:
-    """One task, changed in place under the store's lock."""
-
-    __slots__ = (
-        "created_at",
-        "created_ms",
-        "expires_at_ms",
-        "last_updated_at",
-        "owner_id",
-        "poll_interval",
-        "request_method",
-        "result_json",
-        "seq",
-        "status",
-        "status_message",
-        "task_id",
-        "ttl",
-        "variables_json",
+def _copy(record: TaskRecord) -> TaskRecord:
+    """Return a fresh copy of *record*: what a read hands out, never the stored one."""
+    task = record.task
+    return TaskRecord(
+        task=Task(
+            task_id=task.task_id,
+            status=task.status,
+            status_message=task.status_message,
+            created_at=task.created_at,
+            last_updated_at=task.last_updated_at,
+            ttl=task.ttl,
+            poll_interval=task.poll_interval,
+            meta=task.meta,
+        ),
+        owner_id=record.owner_id,
+        request_method=record.request_method,
+        created_ms=record.created_ms,
+        seq=record.seq,
+        expires_at_ms=record.expires_at_ms,
+        variables_json=record.variables_json,
+        result_json=record.result_json,
     )
 
-    def __init__(self, record: TaskRecord) -> None:
-        task = record.task
-        self.task_id = task.task_id
-        self.status = task.status
-        self.status_message = task.status_message
-        self.created_at = task.created_at
-        self.last_updated_at = task.last_updated_at
-        self.ttl = task.ttl
-        self.poll_interval = task.poll_interval
-        self.owner_id = record.owner_id
-        self.request_method = record.request_method
-        self.created_ms = record.created_ms
-        self.seq = record.seq
-        self.expires_at_ms = record.expires_at_ms
-        self.variables_json = record.variables_json
-        self.result_json = record.result_json
 
-    def copy(self) -> TaskRecord:
-        """Return a frozen snapshot: what callers get, never the entry itself."""
-        task = Task(
-            task_id=self.task_id,
-            status=self.status,
-            status_message=self.status_message,
-            created_at=self.created_at,
-            last_updated_at=self.last_updated_at,
-            ttl=self.ttl,
-            poll_interval=self.poll_interval,
-        )
-        return TaskRecord(
-            task=task,
-            owner_id=self.owner_id,
-            request_method=self.request_method,
-            created_ms=self.created_ms,
-            seq=self.seq,
-            expires_at_ms=self.expires_at_ms,
-            variables_json=self.variables_json,
-            result_json=self.result_json,
-        )
-
-    def ensure_live(self, now_ms: int) -> None:
-        """Raise :class:`Expired` as :func:`tasks_store.rules.ensure_live` does."""
-        expires = self.expires_at_ms
-        if expires is not None and now_ms >= expires:
-            raise Expired(self.task_id, datetime.fromtimestamp(expires / 1000, timezone.utc))
-
-    def is_live(self, now_ms: int) -> bool:
-        """Whether the task counts against its owner's quota at *now_ms*."""
-        return self.expires_at_ms is None or self.expires_at_ms > now_ms
-
-
-class GlobalLockStore(StoreSettings):
+class GlobalLockStore(LockedTaskStore[str]):
     """
     A thread-safe task store behind one lock; the benchmarks' baseline.
 
@@ -115,9 +69,11 @@ class GlobalLockStore(StoreSettings):
         poll_interval_ms: the ``pollInterval`` given to new tasks.
         clock: returns the time in epoch seconds.
 
-    Cost: ``get`` and writes O(1) plus a copy; ``create`` (quota), ``list``
-    and ``cleanup_expired`` O(n) in every task in the store.
-    Locks: ``_lock`` guards ``_tasks`` and every entry in it, for every call.
+    Cost: ``get`` O(1) plus a copy; writes O(1) plus building the new
+    record; ``create`` (quota), ``list`` and ``cleanup_expired`` O(n) in
+    every task in the store.
+    Locks: ``_lock`` guards ``_tasks``, for every call; a write takes it
+    twice (to read the caller's task, then to load, build and store).
 
     >>> store = GlobalLockStore()
     >>> record = store.create("alice", "tools/call")
@@ -136,9 +92,9 @@ class GlobalLockStore(StoreSettings):
         super().__init__(
             config=config, security=security, poll_interval_ms=poll_interval_ms, clock=clock
         )
-        self._lock = threading.Lock()  # guards _tasks and every _Entry in it
+        self._lock = threading.Lock()  # guards _tasks
         self._cond = threading.Condition(self._lock)
-        self._tasks: dict[str, _Entry] = {}
+        self._tasks: dict[str, TaskRecord] = {}
         self._seq = itertools.count(1)
         self._secret = os.urandom(16)
 
@@ -173,11 +129,13 @@ class GlobalLockStore(StoreSettings):
         now_ms = record.created_ms
         with self._lock:
             live = 0
-            for entry in self._tasks.values():
-                if entry.owner_id == owner_id and entry.is_live(now_ms):
+            for held in self._tasks.values():
+                if held.owner_id == owner_id and (
+                    held.expires_at_ms is None or held.expires_at_ms > now_ms
+                ):
                     live += 1
             rules.check_quota(live, self._security)
-            self._tasks[record.task.task_id] = _Entry(record)
+            self._tasks[record.task.task_id] = record
         log_created(record)
         return record
 
@@ -190,29 +148,29 @@ class GlobalLockStore(StoreSettings):
         """
         record = self._new_record(owner_id, "tools/call", rules.resolve_ttl(ttl, self._config))
         with self._lock:
-            self._tasks[record.task.task_id] = _Entry(record)
+            self._tasks[record.task.task_id] = record
         return record.task.task_id
 
     # -- reads ----------------------------------------------------------------
 
-    def _entry(self, task_id: str, owner_id: str) -> _Entry:
-        """Return the caller's entry.  Caller holds ``_lock``."""
+    def _held(self, task_id: str, owner_id: str) -> TaskRecord:
+        """Return the caller's stored record (not a copy).  Caller holds ``_lock``."""
         try:
-            entry = self._tasks.get(task_id)
+            record = self._tasks.get(task_id)
         except TypeError:  # unhashable id
-            entry = None
-        if entry is None or entry.owner_id != owner_id:
+            record = None
+        if record is None or record.owner_id != owner_id:
             rules.check_task_id(task_id)
             owner = rules.check_caller(owner_id, self._security)
-            if entry is not None:
-                log_foreign(entry.task_id, owner, entry.owner_id)
+            if record is not None:
+                log_foreign(record.task.task_id, owner, record.owner_id)
             raise NotFound(task_id)
-        return entry
+        return record
 
     def get(self, task_id: str, owner_id: str) -> TaskRecord:
         """Return a copy of the task's record; see :meth:`tasks_store.TaskStore.get`."""
         with self._lock:
-            return self._entry(task_id, owner_id).copy()
+            return _copy(self._held(task_id, owner_id))
 
     def get_result(self, task_id: str, owner_id: str) -> Any:
         """Return the result of a terminal task; see :meth:`tasks_store.TaskStore.get_result`."""
@@ -233,129 +191,42 @@ class GlobalLockStore(StoreSettings):
         position = None if cursor is None else rules.decode_cursor(cursor, tag)
         with self._lock:
             owned = [
-                ((entry.created_ms, entry.seq), entry)
-                for entry in self._tasks.values()
-                if entry.owner_id == owner_id
-                and (position is None or (entry.created_ms, entry.seq) < position)
+                ((record.created_ms, record.seq), record)
+                for record in self._tasks.values()
+                if record.owner_id == owner_id
+                and (position is None or (record.created_ms, record.seq) < position)
             ]
             owned.sort(key=lambda pair: pair[0], reverse=True)
-            page = [entry.copy() for _, entry in owned[:size]]
+            page = [_copy(record) for _, record in owned[:size]]
         next_cursor = None
         if len(owned) > size:
             last = page[-1]
             next_cursor = rules.encode_cursor(last.created_ms, last.seq, tag)
         return TaskPage(tuple(page), next_cursor)
 
-    # -- writes ---------------------------------------------------------------
+    # -- writes: the storage interface of BaseTaskStore ------------------------
     #
-    # Each write runs whole under the lock, in the contract's order: the ids
-    # and the owner (NotFound), then the other arguments, then expiry, then
-    # the operation's rules.
+    # A handle on a task is its id; every write loads, builds and stores
+    # under the one lock (no optimistic path).
 
-    def _move(
-        self,
-        entry: _Entry,
-        status: TaskStatus,
-        status_message: str | None,
-        result_json: str | None,
-        now_ms: int,
-    ) -> tuple[TaskRecord, TaskStatus]:
-        """Move *entry* to *status* in place; return its copy and the old status.
+    def _read_for_write(self, task_id: str, owner_id: str) -> str:
+        """Check the caller's task under the lock; return its id."""
+        with self._lock:
+            return self._held(task_id, owner_id).task.task_id
 
-        Caller holds ``_lock``.
-        """
-        entry.ensure_live(now_ms)
-        old = entry.status
-        old.validate_transition(entry.task_id, status)
-        entry.status = status
-        entry.status_message = status_message
-        entry.last_updated_at = format_timestamp(now_ms)
-        if result_json is not None:
-            entry.result_json = result_json
-        if status.is_terminal:
+    def _lock_for(self, ref: str) -> threading.Lock:
+        return self._lock
+
+    def _load(self, ref: str) -> TaskRecord:
+        record = self._tasks.get(ref)
+        if record is None:
+            raise NotFound(ref)  # removed by cleanup_expired meanwhile
+        return record
+
+    def _store(self, ref: str, new: TaskRecord, wake: bool) -> None:
+        self._tasks[ref] = new
+        if wake:
             self._cond.notify_all()
-        return entry.copy(), old
-
-    @staticmethod
-    def _log_move(record: TaskRecord, old: TaskStatus) -> None:
-        """Write, outside the lock, the line ``log_status`` writes (without a copy of the old)."""
-        logger.info(
-            "task %s (owner %r): %s -> %s",
-            record.task.task_id,
-            record.owner_id,
-            old.value,
-            record.task.status.value,
-        )
-
-    def update_status(
-        self,
-        task_id: str,
-        owner_id: str,
-        new_status: TaskStatus | str,
-        status_message: str | None = None,
-    ) -> TaskRecord:
-        """Move the task to *new_status*; see :meth:`tasks_store.TaskStore.update_status`."""
-        now_ms = self._now_ms()
-        with self._lock:
-            entry = self._entry(task_id, owner_id)
-            status = coerce_status(new_status)
-            message = rules.check_message(status_message)
-            record, old = self._move(entry, status, message, None, now_ms)
-        self._log_move(record, old)
-        return record
-
-    def set_variables(
-        self, task_id: str, owner_id: str, variables: Mapping[str, Any]
-    ) -> TaskRecord:
-        """
-        Merge *variables* into the task's; see :meth:`tasks_store.TaskStore.set_variables`.
-
-        Cost: O(size of the variables), under the lock.
-        """
-        now_ms = self._now_ms()
-        limit = self._config.max_variable_size_bytes
-        with self._lock:
-            entry = self._entry(task_id, owner_id)
-            updates = rules.check_variables(variables)
-            entry.ensure_live(now_ms)
-            entry.variables_json = rules.merge_variables(entry.variables_json, updates, limit)
-            entry.last_updated_at = format_timestamp(now_ms)
-            return entry.copy()
-
-    def set_result(self, task_id: str, owner_id: str, result: Any) -> None:
-        """Store *result* on a task not ended; see :meth:`tasks_store.TaskStore.set_result`."""
-        now_ms = self._now_ms()
-        with self._lock:
-            entry = self._entry(task_id, owner_id)
-            text = dump_result(result)
-            rules.with_result(entry.copy(), text, now_ms)  # raises as the rules say
-            entry.result_json = text
-            entry.last_updated_at = format_timestamp(now_ms)
-
-    def complete_with_result(
-        self,
-        task_id: str,
-        owner_id: str,
-        status: TaskStatus | str,
-        status_message: str | None,
-        result: Any,
-    ) -> TaskRecord:
-        """End the task with *status* and *result*; see ``TaskStore.complete_with_result``."""
-        now_ms = self._now_ms()
-        with self._lock:
-            entry = self._entry(task_id, owner_id)
-            target = rules.check_terminal_status(status)
-            message = rules.check_message(status_message)
-            text = dump_result(result)
-            record, old = self._move(entry, target, message, text, now_ms)
-        self._log_move(record, old)
-        return record
-
-    def cancel(
-        self, task_id: str, owner_id: str, status_message: str | None = None
-    ) -> TaskRecord:
-        """Cancel the task; see :meth:`tasks_store.TaskStore.cancel`."""
-        return self.update_status(task_id, owner_id, TaskStatus.CANCELLED, status_message)
 
     # -- expiry ---------------------------------------------------------------
 
@@ -370,8 +241,8 @@ class GlobalLockStore(StoreSettings):
             tasks = self._tasks
             expired = [
                 task_id
-                for task_id, entry in tasks.items()
-                if entry.expires_at_ms is not None and entry.expires_at_ms <= now_ms
+                for task_id, record in tasks.items()
+                if record.expires_at_ms is not None and record.expires_at_ms <= now_ms
             ]
             for task_id in expired:
                 del tasks[task_id]
@@ -390,20 +261,19 @@ class GlobalLockStore(StoreSettings):
         deadline = None if limit is None else time.monotonic() + limit
         with self._cond:
             while True:
-                entry = self._tasks.get(task_id)
-                if entry is None:
+                current = self._tasks.get(task_id)
+                if current is None:
                     raise NotFound(task_id)
                 now_ms = self._now_ms()
-                if entry.status.is_terminal:
-                    return entry.copy()
-                entry.ensure_live(now_ms)
+                if rules.wait_done(current, now_ms):
+                    return _copy(current)
                 sleep = None
                 if deadline is not None:
                     sleep = deadline - time.monotonic()
                     if sleep <= 0:
                         raise WaitTimeout(task_id, limit)  # type: ignore[arg-type]
-                if entry.expires_at_ms is not None:
-                    to_expiry = (entry.expires_at_ms - now_ms) / 1000
+                if current.expires_at_ms is not None:
+                    to_expiry = (current.expires_at_ms - now_ms) / 1000
                     sleep = to_expiry if sleep is None else min(sleep, to_expiry)
                 self._cond.wait(sleep)
 

@@ -1,8 +1,10 @@
 """
-The contract every task store keeps, and the audit log they share.
+The contract every task store keeps, the write path they share, and the audit log.
 
 :class:`TaskStore` is a :class:`typing.Protocol`: its docstrings are the
 contract, and ``tests/test_contract.py`` runs it against every backend.
+:class:`BaseTaskStore` writes the five public writes once; a backend gives it
+a read and an atomic commit (see its docstring).
 
 Rules every method follows:
 
@@ -20,14 +22,21 @@ from __future__ import annotations
 
 import logging
 import time
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
-from typing import Any, Protocol, runtime_checkable
+from contextlib import AbstractContextManager
+from typing import Any, ClassVar, Generic, Protocol, TypeVar, runtime_checkable
 
+from .. import rules
 from ..config import StoreConfig, TaskSecurityConfig
 from ..records import TaskPage, TaskRecord
-from ..status import TaskStatus
+from ..status import TaskStatus, coerce_status
+from ..wire import dump_result
 
 __all__ = [
+    "BaseTaskStore",
+    "Build",
+    "LockedTaskStore",
     "StoreSettings",
     "TaskStore",
     "log_created",
@@ -35,6 +44,7 @@ __all__ = [
     "log_status",
     "logger",
     "require_store",
+    "wakes_waiters",
 ]
 
 logger = logging.getLogger("tasks_store")
@@ -130,6 +140,255 @@ class StoreSettings:
     def _now_ms(self) -> int:
         """One reading of the clock, in epoch milliseconds."""
         return int(self._clock() * 1000)
+
+
+#: A write's rules: the record to store in place of the current one (or raise).
+Build = Callable[[TaskRecord], TaskRecord]
+
+#: What a backend needs to write one task back: its id, the version it read.
+RefT = TypeVar("RefT")
+
+
+def wakes_waiters(old: TaskRecord, new: TaskRecord) -> bool:
+    """Whether storing *new* in place of *old* must wake the task's waiters: it ended."""
+    return new.task.status is not old.task.status and new.task.status.is_terminal
+
+
+class BaseTaskStore(StoreSettings, ABC, Generic[RefT]):
+    """
+    The five public writes, written once, over a small storage interface.
+
+    ``update_status``, ``set_variables``, ``set_result``,
+    ``complete_with_result`` and ``cancel`` each check in the contract's
+    order (module docstring): :meth:`_read_for_write` checks the ids' types
+    and the owner (:class:`NotFound`); then the write checks its other
+    arguments, encodes a result, and reads the clock once; then :meth:`_write`
+    replaces the record by ``build(current)``, where ``build`` applies the
+    operation's rules from :mod:`tasks_store.rules` (expiry first).
+    :meth:`_write` logs a status change (:func:`log_status`) once the change
+    is stored, outside any lock, and asks the backend to wake the task's
+    waiters exactly when :func:`wakes_waiters` says so.
+
+    Two paths store the new record:
+
+    - **optimistic** (:meth:`_write_optimistic`): build outside any lock from
+      the record last read, and swap it in only if that record is still the
+      current one; otherwise build again from the current record.  At most
+      :attr:`_costly_tries` tries for a costly build (the variables merge),
+      :attr:`_cheap_tries` for a cheap one.
+    - **locked** (:meth:`_write_locked`): build and store under the task's
+      lock.  Taken by a write with no optimistic tries, and as the fallback
+      once every try lost.
+
+    A backend implements this storage interface (*ref* is its own handle on
+    one version of one task, type ``RefT``):
+
+    ``_read_for_write(task_id, owner_id) -> ref``
+        Check the ids' types, then the caller; return a handle on the
+        caller's task as stored now.  Raises :class:`InvalidParams`,
+        :class:`AnonymousAccessDenied`, and :class:`NotFound` alike for an
+        unknown id and another owner's (logging the latter with
+        :func:`log_foreign`).  Changes nothing; holds no lock on return.
+    ``_write_locked(ref, build) -> (old, new)``
+        Atomically with respect to every other write of the task: read its
+        current record *old* (not the one *ref* was read at), store
+        ``new = build(old)`` so that readers see the old record or the new
+        one whole, and wake the task's waiters if ``wakes_waiters(old, new)``.
+        If ``build`` raises, nothing is stored and the error propagates.
+        Raises :class:`NotFound` if the task is gone (removed by
+        ``cleanup_expired``).  :class:`LockedTaskStore` writes it once from
+        a lock, a load and a store.  A backend with no lock raises
+        :class:`StoreError` here (it is then reached only after every
+        optimistic try lost).
+
+    and, if it sets :attr:`_costly_tries` or :attr:`_cheap_tries` above 0:
+
+    ``_record_at(ref) -> record``
+        The record *ref* was read at.  No I/O.
+    ``_compare_and_swap(ref, new, wake) -> ref | None``
+        Atomically: if the task's record is still the version *ref* was read
+        at, store *new*, wake the task's waiters if *wake*, and return None;
+        otherwise store nothing and return a handle on the current version.
+        Raises :class:`NotFound` if the task is gone.
+    ``_lost_race(attempt)``
+        Optional: called after try *attempt* (from 0) lost, before the next
+        one (a back-off); does nothing by default.
+    """
+
+    #: Optimistic tries of a write whose build is costly (the variables
+    #: merge) before the locked path; 0 goes straight to the locked path.
+    _costly_tries: ClassVar[int] = 0
+    #: The same for a write whose build is cheap (a status change, a result).
+    _cheap_tries: ClassVar[int] = 0
+
+    # -- the storage interface ------------------------------------------------
+
+    @abstractmethod
+    def _read_for_write(self, task_id: str, owner_id: str) -> RefT:
+        """Return a handle on the caller's task; see the class docstring."""
+
+    @abstractmethod
+    def _write_locked(self, ref: RefT, build: Build) -> tuple[TaskRecord, TaskRecord]:
+        """Store ``build(current)`` under the task's lock; see the class docstring."""
+
+    def _record_at(self, ref: RefT) -> TaskRecord:
+        """Return the record *ref* was read at; see the class docstring."""
+        raise NotImplementedError(f"{type(self).__name__} makes no optimistic writes")
+
+    def _compare_and_swap(self, ref: RefT, new: TaskRecord, wake: bool) -> RefT | None:
+        """Store *new* if *ref* is still current; see the class docstring."""
+        raise NotImplementedError(f"{type(self).__name__} makes no optimistic writes")
+
+    def _lost_race(self, attempt: int) -> None:
+        """Called after optimistic try *attempt* lost, before the next; nothing by default."""
+
+    # -- the two paths --------------------------------------------------------
+
+    def _write(self, ref: RefT, build: Build, *, costly: bool) -> TaskRecord:
+        """Replace the task's record by ``build(current)``; log a status change."""
+        tries = self._costly_tries if costly else self._cheap_tries
+        done = self._write_optimistic(ref, build, tries) if tries else None
+        old, new = self._write_locked(ref, build) if done is None else done
+        if new.task.status is not old.task.status:
+            log_status(old, new)
+        return new
+
+    def _write_optimistic(
+        self, ref: RefT, build: Build, tries: int
+    ) -> tuple[TaskRecord, TaskRecord] | None:
+        """
+        Build outside any lock and swap in if unchanged, up to *tries* times.
+
+        Returns ``(old, new)`` once a swap succeeded, None if every try lost.
+        """
+        for attempt in range(tries):
+            old = self._record_at(ref)
+            new = build(old)
+            newer = self._compare_and_swap(ref, new, wakes_waiters(old, new))
+            if newer is None:
+                return old, new
+            ref = newer
+            if attempt + 1 < tries:
+                self._lost_race(attempt)
+        return None
+
+    # -- the five writes ------------------------------------------------------
+
+    def update_status(
+        self,
+        task_id: str,
+        owner_id: str,
+        new_status: TaskStatus | str,
+        status_message: str | None = None,
+    ) -> TaskRecord:
+        """Move the task to *new_status*; see :meth:`TaskStore.update_status`."""
+        ref = self._read_for_write(task_id, owner_id)
+        status = coerce_status(new_status)
+        message = rules.check_message(status_message)
+        now_ms = self._now_ms()
+        return self._write(
+            ref, lambda cur: rules.transition(cur, status, message, now_ms), costly=False
+        )
+
+    def set_variables(
+        self, task_id: str, owner_id: str, variables: Mapping[str, Any]
+    ) -> TaskRecord:
+        """
+        Merge *variables* into the task's; see :meth:`TaskStore.set_variables`.
+
+        The merge and its size check are the costly build: optimistic where
+        the backend allows it.
+        """
+        ref = self._read_for_write(task_id, owner_id)
+        updates = rules.check_variables(variables)
+        now_ms = self._now_ms()
+        limit = self._config.max_variable_size_bytes
+
+        def build(current: TaskRecord) -> TaskRecord:
+            rules.ensure_live(current, now_ms)
+            merged = rules.merge_variables(current.variables_json, updates, limit)
+            return rules.with_variables(current, merged, now_ms)
+
+        return self._write(ref, build, costly=True)
+
+    def set_result(self, task_id: str, owner_id: str, result: Any) -> None:
+        """
+        Store *result* on a task that has not ended; see :meth:`TaskStore.set_result`.
+
+        The result is encoded before the write, outside any lock.
+        """
+        ref = self._read_for_write(task_id, owner_id)
+        text = dump_result(result)
+        now_ms = self._now_ms()
+        self._write(ref, lambda cur: rules.with_result(cur, text, now_ms), costly=False)
+
+    def complete_with_result(
+        self,
+        task_id: str,
+        owner_id: str,
+        status: TaskStatus | str,
+        status_message: str | None,
+        result: Any,
+    ) -> TaskRecord:
+        """
+        End the task with *status* and *result* in one step; see
+        :meth:`TaskStore.complete_with_result`.
+
+        The result is encoded before the write, outside any lock.
+        """
+        ref = self._read_for_write(task_id, owner_id)
+        target = rules.check_terminal_status(status)
+        message = rules.check_message(status_message)
+        text = dump_result(result)
+        now_ms = self._now_ms()
+        return self._write(
+            ref, lambda cur: rules.complete(cur, target, message, text, now_ms), costly=False
+        )
+
+    def cancel(
+        self, task_id: str, owner_id: str, status_message: str | None = None
+    ) -> TaskRecord:
+        """Cancel the task; see :meth:`TaskStore.cancel`."""
+        return self.update_status(task_id, owner_id, TaskStatus.CANCELLED, status_message)
+
+
+class LockedTaskStore(BaseTaskStore[RefT]):
+    """
+    A :class:`BaseTaskStore` whose writes of one task take one lock.
+
+    It writes :meth:`_write_locked` from three smaller methods:
+
+    ``_lock_for(ref) -> lock``
+        The lock every write of the task holds (a context manager); the
+        same one for every handle on the task.
+    ``_load(ref) -> record``
+        Called holding that lock: the task's current record.  Raises
+        :class:`NotFound` if the task is gone.
+    ``_store(ref, new, wake)``
+        Called holding that lock: make *new* the task's record in one step
+        (a reader sees the old record or the new one, never a mix), and
+        wake the task's waiters if *wake*.
+    """
+
+    @abstractmethod
+    def _lock_for(self, ref: RefT) -> AbstractContextManager[Any]:
+        """The lock every write of the task holds."""
+
+    @abstractmethod
+    def _load(self, ref: RefT) -> TaskRecord:
+        """Return the task's current record; the caller holds its lock."""
+
+    @abstractmethod
+    def _store(self, ref: RefT, new: TaskRecord, wake: bool) -> None:
+        """Make *new* the task's record, waking its waiters if *wake*; the caller holds its lock."""
+
+    def _write_locked(self, ref: RefT, build: Build) -> tuple[TaskRecord, TaskRecord]:
+        """Under the task's lock: load the current record, build from it, store."""
+        with self._lock_for(ref):
+            old = self._load(ref)
+            new = build(old)
+            self._store(ref, new, wakes_waiters(old, new))
+        return old, new
 
 
 @runtime_checkable
@@ -301,3 +560,4 @@ def require_store(store: object) -> TaskStore:
         msg = f"store must be a task store (InMemoryTaskStore, RedisTaskStore, ...), got {store!r}"
         raise TypeError(msg)
     return store
+

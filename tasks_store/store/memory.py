@@ -37,17 +37,15 @@ import os
 import threading
 import time
 from bisect import bisect_left, insort
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from heapq import heappop, heappush
-from typing import Any
+from typing import Any, ClassVar
 
 from .. import rules
 from ..config import StoreConfig, TaskSecurityConfig
 from ..errors import NotFound, WaitTimeout
 from ..records import TaskPage, TaskRecord
-from ..status import TaskStatus, coerce_status
-from ..wire import dump_result
-from ._base import StoreSettings, log_created, log_foreign, log_status
+from ._base import LockedTaskStore, log_created, log_foreign
 
 __all__ = ["InMemoryTaskStore"]
 
@@ -55,7 +53,6 @@ __all__ = ["InMemoryTaskStore"]
 _StripeLock: Callable[[], Any] = threading.RLock
 _OwnerLock: Callable[[], Any] = threading.Lock
 
-_OPTIMISTIC_TRIES = 3
 #: Expiry buckets span 2**10 = 1024 ms.
 _BUCKET_SHIFT = 10
 
@@ -136,7 +133,7 @@ class _Owner:
             self.live -= 1
 
 
-class InMemoryTaskStore(StoreSettings):
+class InMemoryTaskStore(LockedTaskStore[TaskRecord]):
     """
     A thread-safe task store in this process's memory.
 
@@ -163,7 +160,18 @@ class InMemoryTaskStore(StoreSettings):
     'completed'
     >>> store.get_result(record.task_id, "alice")
     {'ok': True}
+
+    The five writes are :class:`BaseTaskStore`'s, through
+    :class:`LockedTaskStore`: ``update_status``, ``set_result``,
+    ``complete_with_result`` and ``cancel`` build the new record under the
+    task's stripe lock; ``set_variables`` merges outside it and swaps the
+    record in if it did not change meanwhile (three tries, then once more
+    under the lock).  Cost: O(1), plus encoding a result or merging
+    variables, outside the lock.  Locks: the task's stripe only.
     """
+
+    #: set_variables merges outside the lock, three tries before the locked path.
+    _costly_tries: ClassVar[int] = 3
 
     def __init__(
         self,
@@ -323,142 +331,44 @@ class InMemoryTaskStore(StoreSettings):
             next_cursor = rules.encode_cursor(chunk[0][0], chunk[0][1], tag)
         return TaskPage(tuple(tasks), next_cursor)
 
-    # -- writes ---------------------------------------------------------------
+    # -- writes: the storage interface of BaseTaskStore ------------------------
+    #
+    # A handle on a task is its frozen record: the record is its own version.
 
-    def _write(
-        self,
-        record: TaskRecord,
-        build: Callable[[TaskRecord], TaskRecord],
-        *,
-        optimistic: bool = False,
-    ) -> TaskRecord:
-        """
-        Replace the task's record with ``build(current)``, atomically.
+    def _read_for_write(self, task_id: str, owner_id: str) -> TaskRecord:
+        """Return the caller's record, read without a lock."""
+        return self.get(task_id, owner_id)
 
-        *record* is the caller's lock-free read.  Optimistic: build outside the
-        lock and swap only if the record is still *record*; after three lost
-        races, build under the lock.  Otherwise build under the lock.
-        """
-        task_id = record.task.task_id
-        i = hash(task_id) % self._stripes
-        records = self._records
-        current: TaskRecord | None = None
-        if optimistic:
-            for _ in range(_OPTIMISTIC_TRIES):
-                new = build(record)
-                with self._locks[i]:
-                    current = records.get(task_id)
-                    if current is record:
-                        records[task_id] = new
-                        if self._waiting[i] and new.task.status.is_terminal:
-                            self._conds[i].notify_all()
-                        break
-                if current is None:
-                    raise NotFound(task_id)
-                record = current
-            else:
-                optimistic = False  # lost every race: build under the lock
-        if not optimistic:
-            with self._locks[i]:
-                current = records.get(task_id)
-                if current is None:
-                    raise NotFound(task_id)  # removed by cleanup_expired meanwhile
-                new = build(current)
-                records[task_id] = new
-                if self._waiting[i] and new.task.status.is_terminal:
-                    self._conds[i].notify_all()
-        if current is not None and new.task.status is not current.task.status:
-            log_status(current, new)
-        return new
+    def _lock_for(self, ref: TaskRecord) -> Any:
+        return self._locks[hash(ref.task.task_id) % self._stripes]
 
-    def update_status(
-        self,
-        task_id: str,
-        owner_id: str,
-        new_status: TaskStatus | str,
-        status_message: str | None = None,
-    ) -> TaskRecord:
-        """
-        Move the task to *new_status*; see :meth:`TaskStore.update_status`.
+    def _load(self, ref: TaskRecord) -> TaskRecord:
+        current = self._records.get(ref.task.task_id)
+        if current is None:
+            raise NotFound(ref.task.task_id)  # removed by cleanup_expired meanwhile
+        return current
 
-        Cost: O(1).  Locks: the task's stripe.
-        """
-        record = self.get(task_id, owner_id)
-        status = coerce_status(new_status)
-        message = rules.check_message(status_message)
-        now_ms = self._now_ms()
-        return self._write(
-            record, lambda cur: rules.transition(cur, status, message, now_ms)
-        )
+    def _store(self, ref: TaskRecord, new: TaskRecord, wake: bool) -> None:
+        task_id = ref.task.task_id
+        self._records[task_id] = new  # one assignment: readers see old or new
+        if wake:
+            i = hash(task_id) % self._stripes
+            if self._waiting[i]:
+                self._conds[i].notify_all()
 
-    def set_variables(
-        self, task_id: str, owner_id: str, variables: Mapping[str, Any]
-    ) -> TaskRecord:
-        """
-        Merge *variables* into the task's; see :meth:`TaskStore.set_variables`.
+    def _record_at(self, ref: TaskRecord) -> TaskRecord:
+        return ref
 
-        Cost: O(size of the variables), spent outside the lock.
-        Locks: the task's stripe, only to swap.
-        """
-        record = self.get(task_id, owner_id)
-        updates = rules.check_variables(variables)
-        now_ms = self._now_ms()
-        limit = self._config.max_variable_size_bytes
-
-        def build(current: TaskRecord) -> TaskRecord:
-            rules.ensure_live(current, now_ms)
-            merged = rules.merge_variables(current.variables_json, updates, limit)
-            return rules.with_variables(current, merged, now_ms)
-
-        return self._write(record, build, optimistic=True)
-
-    def set_result(self, task_id: str, owner_id: str, result: Any) -> None:
-        """
-        Store *result* on a task that has not ended; see :meth:`TaskStore.set_result`.
-
-        Cost: O(1) plus encoding the result, outside the lock.
-        Locks: the task's stripe.
-        """
-        record = self.get(task_id, owner_id)
-        text = dump_result(result)
-        now_ms = self._now_ms()
-        self._write(record, lambda cur: rules.with_result(cur, text, now_ms))
-
-    def complete_with_result(
-        self,
-        task_id: str,
-        owner_id: str,
-        status: TaskStatus | str,
-        status_message: str | None,
-        result: Any,
-    ) -> TaskRecord:
-        """
-        End the task with *status* and *result* in one step; see
-        :meth:`TaskStore.complete_with_result`.
-
-        Cost: O(1) plus encoding the result, outside the lock.
-        Locks: the task's stripe.
-        """
-        record = self.get(task_id, owner_id)
-        target = rules.check_terminal_status(status)
-        message = rules.check_message(status_message)
-        text = dump_result(result)
-        now_ms = self._now_ms()
-        return self._write(
-            record, lambda cur: rules.complete(cur, target, message, text, now_ms)
-        )
-
-    def cancel(
-        self, task_id: str, owner_id: str, status_message: str | None = None
-    ) -> TaskRecord:
-        """
-        Cancel the task; see :meth:`TaskStore.cancel`.
-
-        Cost: O(1).  Locks: the task's stripe.
-        """
-        return self.update_status(
-            task_id, owner_id, TaskStatus.CANCELLED, status_message
-        )
+    def _compare_and_swap(
+        self, ref: TaskRecord, new: TaskRecord, wake: bool
+    ) -> TaskRecord | None:
+        """Under the task's stripe: store *new* if the record is still *ref*, else return it."""
+        with self._lock_for(ref):
+            current = self._load(ref)
+            if current is not ref:
+                return current
+            self._store(ref, new, wake)
+        return None
 
     # -- expiry ---------------------------------------------------------------
 

@@ -31,7 +31,7 @@ key                                 type    holds
 ``<p>:id:<id>``                     string  the owner (JSON) of task *id*
 ``<p>:seq``, ``<p>:count``          string  creation counter; tasks held
 ``<p>:secret``                      string  cursor secret (hex), set once
-``<p>:ev:<id>`` (channel)           pubsub  every status change of task *id*
+``<p>:ev:<id>`` (channel)           pubsub  task *id* ended, or was removed
 ==================================  ======  ====================================
 
 The owner is part of every task key, so a caller can only ever address its
@@ -46,11 +46,13 @@ Every write is one Lua script (``tasks_store/store/lua/*.lua``, run with EVALSHA
 - ``create.lua`` counts the owner's live tasks and writes the task and all
   its index entries, or refuses, in one step: the quota holds across
   processes.
-- A change reads the record and its version, computes the new record in
-  Python with :mod:`tasks_store.rules` and one clock reading, and
-  ``swap.lua`` stores it only if the version is unchanged (optimistic
-  concurrency); otherwise it returns the current record and the change is
-  computed again, a bounded number of times.  No update is lost.
+- A change is :class:`~tasks_store.store._base.BaseTaskStore`'s write path
+  on its optimistic side only: it reads the record and its version, computes
+  the new record in Python with :mod:`tasks_store.rules` and one clock
+  reading, and ``swap.lua`` stores it only if the version is unchanged
+  (compare and swap); otherwise the script returns the current record and
+  the change is computed again, up to 64 times.  No update is lost.  A change
+  that ends the task publishes on its channel in the same script.
 - Each write carries a random token, so a call that redis-py retries after a
   lost reply is recognised as already applied, not applied twice.
 
@@ -71,10 +73,10 @@ import os
 import random
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from importlib import resources
-from typing import Any, ClassVar, NoReturn
+from typing import Any, ClassVar, NamedTuple, NoReturn
 
 import redis
 from redis.commands.core import Script
@@ -83,9 +85,8 @@ from .. import rules
 from ..config import StoreConfig, TaskSecurityConfig
 from ..errors import InvalidCursor, NotFound, StoreError, WaitTimeout
 from ..records import Task, TaskPage, TaskRecord
-from ..status import TaskStatus, coerce_status
-from ..wire import dump_result
-from ._base import StoreSettings, log_created, log_foreign, log_status
+from ..status import TaskStatus
+from ._base import BaseTaskStore, Build, log_created, log_foreign
 
 __all__ = ["RedisTaskStore"]
 
@@ -140,7 +141,17 @@ class _Keys:
         self.channel = prefix + b":ev:" + tid
 
 
-class RedisTaskStore(StoreSettings):
+class _Version(NamedTuple):
+    """A handle on one version of a task, for a write (``BaseTaskStore``'s *ref*)."""
+
+    keys: _Keys
+    version: int
+    record: TaskRecord
+    #: this write's token, the same on every try: recognises a retried call
+    token: str
+
+
+class RedisTaskStore(BaseTaskStore[_Version]):
     """
     A thread-safe task store on a Redis server, shared by many processes.
 
@@ -179,6 +190,9 @@ class RedisTaskStore(StoreSettings):
     #: task's expiry and at its timeout).  The default matches the default
     #: ``pollInterval``.
     recheck_interval_s: ClassVar[float] = 5.0
+    #: Every write is a compare-and-swap, tried up to 64 times (then StoreError).
+    _costly_tries: ClassVar[int] = _MAX_TRIES
+    _cheap_tries: ClassVar[int] = _MAX_TRIES
 
     def __init__(
         self,
@@ -471,142 +485,62 @@ class RedisTaskStore(StoreSettings):
             next_cursor = rules.encode_cursor(int(last[:16]), int(last[17:33]), tag)
         return TaskPage(tuple(tasks), next_cursor)
 
-    # -- writes ---------------------------------------------------------------
+    # -- writes: the storage interface of BaseTaskStore ------------------------
+    #
+    # Every write is optimistic (there is no lock to fall back on): the rules
+    # run here, in Python, and swap.lua stores their record only if the
+    # task's version is still the one they were computed from.
 
-    def _write(
-        self,
-        keys: _Keys,
-        version: int,
-        record: TaskRecord,
-        build: Callable[[TaskRecord], TaskRecord],
-    ) -> TaskRecord:
+    def _read_for_write(self, task_id: str, owner_id: str) -> _Version:
+        """Read the caller's task and its version; draw this write's token."""
+        keys, version, record = self._locate(task_id, owner_id)
+        return _Version(keys, version, record, os.urandom(8).hex())
+
+    def _record_at(self, ref: _Version) -> TaskRecord:
+        return ref.record
+
+    def _compare_and_swap(self, ref: _Version, new: TaskRecord, wake: bool) -> _Version | None:
         """
-        Replace the task's record with ``build(current)``, atomically.
+        Run ``swap.lua``: store *new* if the version is still *ref*'s.
 
-        *version* and *record* are the caller's read.  ``build`` (the rules)
-        runs here, in Python; ``swap.lua`` stores its record only if the
-        version is unchanged, else returns the current one to build again.
+        Publishes the new status on the task's channel if *wake*.  Returns
+        None once stored (or found stored by this write's token, a call
+        redis-py retried), else the current version from the script's reply.
 
         Raises:
             NotFound: the task was removed meanwhile.
-            StoreError: Redis failed, or the task changed under every try.
+            StoreError: Redis failed.
         """
-        task_id = record.task.task_id
-        token = os.urandom(8).hex()
-        for attempt in range(_MAX_TRIES):
-            new = build(record)
-            args: list[Any] = [version, token, b"", b""]
-            if new.task.status is not record.task.status:
-                args[2] = keys.channel
-                args[3] = new.task.status.value
-            args += [b"task", _task_json(new.task)]
-            if new.variables_json is not record.variables_json:
-                args += [b"vars", new.variables_json]
-            if new.result_json is not None and new.result_json is not record.result_json:
-                args += [b"result", new.result_json]
-            reply = self._run(self._swap, "write", (keys.task,), args)
-            code = int(reply[0])
-            if code > 0:
-                if new.task.status is not record.task.status:
-                    log_status(record, new)
-                return new
-            if code < 0:
-                raise NotFound(task_id)  # removed by cleanup_expired meanwhile
-            found = self._parse(reply[1:])
-            if found is None:
-                raise NotFound(task_id)
-            version, record = found
-            if attempt >= 2:  # a hot task: spread the retries out
-                time.sleep(random.uniform(0, min(0.02, 0.0005 * 2**attempt)))
+        record = ref.record
+        args: list[Any] = [ref.version, ref.token, b"", b""]
+        if wake:
+            args[2] = ref.keys.channel
+            args[3] = new.task.status.value
+        args += [b"task", _task_json(new.task)]
+        if new.variables_json is not record.variables_json:
+            args += [b"vars", new.variables_json]
+        if new.result_json is not None and new.result_json is not record.result_json:
+            args += [b"result", new.result_json]
+        reply = self._run(self._swap, "write", (ref.keys.task,), args)
+        code = int(reply[0])
+        if code > 0:
+            return None
+        found = self._parse(reply[1:]) if code == 0 else None
+        if found is None:
+            raise NotFound(record.task.task_id)  # removed by cleanup_expired meanwhile
+        version, current = found
+        return ref._replace(version=version, record=current)
+
+    def _lost_race(self, attempt: int) -> None:
+        """After the third lost try, a short random back-off: a hot task spreads its writers."""
+        if attempt >= 2:
+            time.sleep(random.uniform(0, min(0.02, 0.0005 * 2**attempt)))
+
+    def _write_locked(self, ref: _Version, build: Build) -> tuple[TaskRecord, TaskRecord]:
+        """No lock to fall back on: every one of the optimistic tries lost."""
+        task_id = ref.record.task.task_id
         msg = f"Task {task_id}: gave up after {_MAX_TRIES} conflicting writes; try again"
         raise StoreError(msg)
-
-    def update_status(
-        self,
-        task_id: str,
-        owner_id: str,
-        new_status: TaskStatus | str,
-        status_message: str | None = None,
-    ) -> TaskRecord:
-        """
-        Move the task to *new_status*; see :meth:`TaskStore.update_status`.
-
-        Cost: O(1); two round trips (read, swap).
-        """
-        keys, version, record = self._locate(task_id, owner_id)
-        status = coerce_status(new_status)
-        message = rules.check_message(status_message)
-        now_ms = self._now_ms()
-        return self._write(
-            keys, version, record, lambda cur: rules.transition(cur, status, message, now_ms)
-        )
-
-    def set_variables(
-        self, task_id: str, owner_id: str, variables: Mapping[str, Any]
-    ) -> TaskRecord:
-        """
-        Merge *variables* into the task's; see :meth:`TaskStore.set_variables`.
-
-        Cost: O(size of the variables), spent in Python; two round trips.
-        """
-        keys, version, record = self._locate(task_id, owner_id)
-        updates = rules.check_variables(variables)
-        now_ms = self._now_ms()
-        limit = self._config.max_variable_size_bytes
-
-        def build(current: TaskRecord) -> TaskRecord:
-            rules.ensure_live(current, now_ms)
-            merged = rules.merge_variables(current.variables_json, updates, limit)
-            return rules.with_variables(current, merged, now_ms)
-
-        return self._write(keys, version, record, build)
-
-    def set_result(self, task_id: str, owner_id: str, result: Any) -> None:
-        """
-        Store *result* on a task that has not ended; see :meth:`TaskStore.set_result`.
-
-        Cost: O(1) plus encoding the result; two round trips.
-        """
-        keys, version, record = self._locate(task_id, owner_id)
-        text = dump_result(result)
-        now_ms = self._now_ms()
-        self._write(keys, version, record, lambda cur: rules.with_result(cur, text, now_ms))
-
-    def complete_with_result(
-        self,
-        task_id: str,
-        owner_id: str,
-        status: TaskStatus | str,
-        status_message: str | None,
-        result: Any,
-    ) -> TaskRecord:
-        """
-        End the task with *status* and *result* in one step; see
-        :meth:`TaskStore.complete_with_result`.
-
-        Cost: O(1) plus encoding the result; two round trips.
-        """
-        keys, version, record = self._locate(task_id, owner_id)
-        target = rules.check_terminal_status(status)
-        message = rules.check_message(status_message)
-        text = dump_result(result)
-        now_ms = self._now_ms()
-        return self._write(
-            keys,
-            version,
-            record,
-            lambda cur: rules.complete(cur, target, message, text, now_ms),
-        )
-
-    def cancel(
-        self, task_id: str, owner_id: str, status_message: str | None = None
-    ) -> TaskRecord:
-        """
-        Cancel the task; see :meth:`TaskStore.cancel`.
-
-        Cost: O(1); two round trips.
-        """
-        return self.update_status(task_id, owner_id, TaskStatus.CANCELLED, status_message)
 
     # -- expiry ---------------------------------------------------------------
 
@@ -644,8 +578,8 @@ class RedisTaskStore(StoreSettings):
         Block until the task is terminal; see :meth:`TaskStore.wait`.
 
         The waiter subscribes to the task's channel, waits for Redis to
-        confirm, and only then reads the record: a status change after that
-        read is a message on the channel, so no wake-up is lost.  It reads
+        confirm, and only then reads the record: a write that ends the task
+        after that read is a message on the channel, so no wake-up is lost.  It reads
         again on every message, at the task's expiry, at its timeout, and
         otherwise every :attr:`recheck_interval_s` seconds (a message lost
         while the subscription reconnected).  It never polls faster.

@@ -1,5 +1,5 @@
 -- Replace a task's record if nobody changed it since it was read (compare and
--- swap on its version), and announce a status change, in one atomic step.
+-- swap on its version), and announce that the task ended, in one atomic step.
 --
 -- The new record was computed in Python by tasks_store.rules from the record
 -- at version ARGV[1]; if the version moved, the caller computes again from the
@@ -8,7 +8,7 @@
 -- KEYS[1] - the task's hash <p>:o:<n>:<owner>:t:<id>
 -- ARGV[1] - the version the new record was computed from
 -- ARGV[2] - the write token (recognises a call retried after a lost reply)
--- ARGV[3] - the channel to publish on, or "" for no message
+-- ARGV[3] - the channel to publish on (the write ends the task), or "" for none
 -- ARGV[4] - the message (the new status)
 -- ARGV[5..] - field, value pairs to set: "task" always; "vars", "result"
 --             when they changed
