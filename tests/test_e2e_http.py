@@ -1,9 +1,11 @@
 """
-End to end: TasksApp under a real threaded server (waitress) on 127.0.0.1.
+End to end: McpServer's WSGI app under a real threaded server (waitress) on 127.0.0.1.
 
-Every response body is validated against the shared MCP schema.  The server
-runs on an ephemeral port in a background thread, started and stopped by the
-``served`` fixture, which also checks that no thread outlives it.
+Every client starts with ``initialize`` and sends the ``Mcp-Session-Id`` it
+got on every later request.  Every response body is validated against the
+shared MCP schema.  The server runs on an ephemeral port in a background
+thread, started and stopped by the ``served`` fixture, which also checks that
+no thread outlives it.
 """
 
 # Asserts read ``expected == actual`` (project convention), which SIM300 calls Yoda.
@@ -21,8 +23,9 @@ import pytest
 import waitress
 from waitress import wasyncore
 
-from tasks_store import TaskContext, TaskSecurityConfig, TasksRpc, TaskStore
-from tasks_store.mcp.wsgi import TasksApp
+from tasks_store import TaskSecurityConfig, TaskStore
+from tasks_store.mcp import McpServer, Tool
+from tasks_store.mcp.tools import ToolContext
 
 from .mcp_schema import check_response
 
@@ -60,13 +63,32 @@ class Served:
 
 
 class Client:
-    """One keep-alive HTTP connection speaking JSON-RPC as one session."""
+    """One keep-alive HTTP connection speaking JSON-RPC as one session (initialized)."""
 
-    def __init__(self, served: Served, session: str) -> None:
+    def __init__(self, served: Served, label: str) -> None:
         self.served = served
-        self.session = session
+        self.label = label
         self.conn = http.client.HTTPConnection(HOST, served.port, timeout=WAIT)
         self.next_id = 0
+        self.session = ""
+        init = {
+            "protocolVersion": "2025-11-25",
+            "capabilities": {},
+            "clientInfo": {"name": f"e2e-{label}", "version": "1"},
+        }
+        self.conn.request(
+            "POST",
+            "/mcp",
+            body=json.dumps({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": init}),
+            headers={"Content-Type": "application/json"},
+        )
+        response = self.conn.getresponse()
+        payload = json.loads(response.read())
+        check_response(payload, "InitializeResult")
+        self.session = response.getheader("Mcp-Session-Id") or ""
+        assert self.session
+        status, _ = self.raw(b'{"jsonrpc": "2.0", "method": "notifications/initialized"}')
+        assert 202 == status
 
     def close(self) -> None:
         self.conn.close()
@@ -75,7 +97,11 @@ class Client:
         self, body: bytes, *, method: str = "POST", content_type: str = "application/json"
     ) -> tuple[int, Any]:
         """Send *body*; return (HTTP status, decoded JSON body or None)."""
-        headers = {"Content-Type": content_type, "Mcp-Session-Id": self.session}
+        headers = {
+            "Content-Type": content_type,
+            "Mcp-Session-Id": self.session,
+            "MCP-Protocol-Version": "2025-11-25",
+        }
         self.conn.request(method, "/mcp", body=body, headers=headers)
         response = self.conn.getresponse()
         data = response.read()
@@ -115,25 +141,24 @@ class Client:
         return response["error"]  # type: ignore[no-any-return]
 
 
-def make_tools(served_ref: list[Served]) -> dict[str, Any]:
-    def add(arguments: dict[str, Any], ctx: TaskContext | None) -> dict[str, Any]:
+def make_tools(served_ref: list[Served]) -> list[Tool]:
+    def add(arguments: dict[str, Any], ctx: ToolContext) -> dict[str, Any]:
         """Add two numbers slowly, reporting progress."""
         a, b = arguments["a"], arguments["b"]
         for step in (1, 2):
             time.sleep(0.002)
-            if ctx is not None:
-                ctx.set_variables({"step": step})
+            ctx.set_variables({"step": step})
         return {
             "content": [{"type": "text", "text": str(a + b)}],
             "structuredContent": {"sum": a + b},
         }
 
-    def gated(arguments: dict[str, Any], ctx: TaskContext | None) -> dict[str, Any]:
+    def gated(arguments: dict[str, Any], ctx: ToolContext) -> dict[str, Any]:
         """Report it started, then wait for its gate (or cancellation)."""
         served = served_ref[0]
         name = arguments["gate"]
         try:
-            assert ctx is not None
+            assert ctx.in_task
             ctx.set_variable("started", True)
             gate = served.gate(name)
             while not gate.wait(0.005):
@@ -143,7 +168,16 @@ def make_tools(served_ref: list[Served]) -> dict[str, Any]:
         finally:
             served.done(name).set()
 
-    return {"add": add, "gated": gated}
+    numbers = {
+        "type": "object",
+        "properties": {"a": {"type": "integer"}, "b": {"type": "integer"}},
+        "required": ["a", "b"],
+    }
+    gate = {"type": "object", "properties": {"gate": {"type": "string"}}, "required": ["gate"]}
+    return [
+        Tool(name="add", fn=add, input_schema=numbers, task_support="optional"),
+        Tool(name="gated", fn=gated, input_schema=gate, task_support="required"),
+    ]
 
 
 def stop(server: Any, thread: threading.Thread) -> None:
@@ -164,7 +198,7 @@ def served(make_store: Any) -> Iterator[Served]:
         poll_interval_ms=100,
     )
     ref: list[Served] = []
-    app = TasksApp(TasksRpc(store, result_timeout=WAIT), tools=make_tools(ref))
+    app = McpServer(store, make_tools(ref), result_timeout=WAIT).wsgi_app()
     server = waitress.create_server(app, host=HOST, port=0, threads=CLIENTS + 4)
     port = server.effective_port  # type: ignore[union-attr]
     ref.append(Served(port, store))
@@ -322,6 +356,10 @@ BAD_INPUTS: list[tuple[str, dict[str, Any], int, int]] = [
     ("unknown tool", {"method": "tools/call", "params": {"name": "nope"}}, 200, -32602),
     ("ttl a string", {"method": "tools/call", "params": {"name": "add", "task": {"ttl": "1"}}},
      200, -32602),
+    ("bad arguments", {"method": "tools/call", "params": {"name": "add", "arguments": {"a": 1}}},
+     200, -32602),
+    ("required tool without task",
+     {"method": "tools/call", "params": {"name": "gated", "arguments": {"gate": "x"}}}, 200, -32601),
 ]
 
 

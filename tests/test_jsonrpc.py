@@ -576,18 +576,59 @@ def test_tool_with_task_creates_then_completes(tools_rpc: TasksRpc, store: Any) 
 
 
 @pytest.mark.parametrize("arguments", [{"isError": True}, {"raise": "kaput"}], ids=repr)
-def test_tool_error_in_task_fails_the_task(
+def test_tool_error_in_task_is_stored_completed_and_shown_failed(
     tools_rpc: TasksRpc, store: Any, arguments: dict[str, Any]
 ) -> None:
-    """A task whose tool returns isError (or raises) ends failed; tasks/result gives that result."""
+    """
+    A task whose tool returns isError (or raises) is stored completed (the Tasks
+    extension's meaning); the 2025-11-25 wire shows it failed with the tool's text,
+    in tasks/get, tasks/list and tasks/cancel's answer; tasks/result gives the result.
+    """
     response = call(tools_rpc, "tools/call", {"name": "echo", "arguments": arguments, "task": {}})
     task_id = response["result"]["task"]["taskId"]
     result = call(tools_rpc, "tasks/result", {"taskId": task_id})
     check_response(result, "CallToolResult")
     assert result["result"]["isError"] is True
+    text = result["result"]["content"][0]["text"]
     record = store.get(task_id, ALICE)
-    assert TaskStatus.FAILED == record.status
-    assert record.task.status_message.startswith("Tool call failed")
+    assert TaskStatus.COMPLETED == record.status
+    assert record.task.status_message is None
+    got = call(tools_rpc, "tasks/get", {"taskId": task_id})
+    check_response(got, "GetTaskResult")
+    assert ("failed", text) == (got["result"]["status"], got["result"]["statusMessage"])
+    listed = call(tools_rpc, "tasks/list")
+    check_response(listed, "ListTasksResult")
+    assert [("failed", text)] == [
+        (t["status"], t["statusMessage"]) for t in listed["result"]["tasks"]
+    ]
+    assert INVALID_PARAMS == error_of(call(tools_rpc, "tasks/cancel", {"taskId": task_id}))[
+        "code"
+    ]
+
+
+def test_completed_task_without_is_error_stays_completed_on_the_wire(
+    tools_rpc: TasksRpc, store: Any
+) -> None:
+    """Only a tools/call result with isError: true changes the 2025 status."""
+    response = call(
+        tools_rpc, "tools/call", {"name": "echo", "arguments": {"text": "ok"}, "task": {}}
+    )
+    task_id = response["result"]["task"]["taskId"]
+    call(tools_rpc, "tasks/result", {"taskId": task_id})
+    got = call(tools_rpc, "tasks/get", {"taskId": task_id})
+    assert "completed" == got["result"]["status"]
+    assert "statusMessage" not in got["result"]
+
+
+def test_other_request_with_is_error_like_result_stays_completed(
+    rpc: TasksRpc, store: Any
+) -> None:
+    """A task of another request method keeps its stored status, whatever its result says."""
+    record = store.create(ALICE, "sampling/createMessage")
+    store.complete_with_result(
+        record.task_id, ALICE, "completed", None, {"isError": True, "content": []}
+    )
+    assert "completed" == call(rpc, "tasks/get", {"taskId": record.task_id})["result"]["status"]
 
 
 def test_tool_with_ttl_keeps_it(tools_rpc: TasksRpc) -> None:

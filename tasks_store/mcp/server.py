@@ -34,6 +34,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import importlib
+import importlib.metadata
 import json
 import logging
 import re
@@ -44,7 +45,6 @@ from types import MappingProxyType, TracebackType
 from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import urlsplit
 
-from .. import __version__
 from ..errors import INTERNAL_MESSAGE, InvalidRequest, MethodNotFound, ParseError, TaskError
 from ..security import DEFAULT_LOCAL_OWNER
 from ..store import TaskStore
@@ -86,8 +86,18 @@ PROTOCOL_VERSION_META_KEY: Final = "io.modelcontextprotocol/protocolVersion"
 
 _DATED_VERSION = re.compile(r"\d{4}-\d{2}-\d{2}")
 _LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
+
+
+def _package_version() -> str:
+    try:
+        return importlib.metadata.version("tasks_store")
+    except importlib.metadata.PackageNotFoundError:  # run from a source tree, not installed
+        return "unknown"
+
+
+#: ``serverInfo`` when none is given: this package's name and installed version.
 _DEFAULT_SERVER_INFO: Mapping[str, Any] = MappingProxyType(
-    {"name": "tasks_store", "version": __version__}
+    {"name": "tasks_store", "version": _package_version()}
 )
 
 
