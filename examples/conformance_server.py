@@ -29,7 +29,9 @@ import waitress
 
 from tasks_store import InMemoryTaskStore, StoreError, TaskSecurityConfig, TaskStore
 from tasks_store.mcp import McpServer, Tool
+from tasks_store.mcp.context import TaskContext
 from tasks_store.mcp.tools import ToolContext
+from tasks_store.mcp.v2026 import RequestCallContext
 
 EMPTY: dict[str, Any] = {"type": "object", "properties": {}}
 
@@ -85,7 +87,55 @@ def protocol_error_job(arguments: dict[str, Any], ctx: ToolContext) -> dict[str,
 
 
 def missing_capability(arguments: dict[str, Any], ctx: ToolContext) -> dict[str, Any]:
+    if isinstance(ctx, RequestCallContext):  # 2026-07-28: this request's capabilities
+        ctx.require_capability("sampling")  # -32021, data.requiredCapabilities {sampling: {}}
+        return _text("The client declared sampling for this request.")
     return _text("This tool needs the client's sampling capability.", is_error=True)
+
+
+def streaming_elicitation(arguments: dict[str, Any], ctx: ToolContext) -> dict[str, Any]:
+    """2026-07-28: ask through an InputRequiredResult, never a request on the stream."""
+    if not isinstance(ctx, RequestCallContext):
+        return _text("Elicitation is asked through InputRequiredResult on 2026-07-28 only.")
+    return {
+        "resultType": "input_required",
+        "inputRequests": {
+            "user_name": {
+                "method": "elicitation/create",
+                "params": {
+                    "mode": "form",
+                    "message": "What is your name?",
+                    "requestedSchema": {
+                        "type": "object",
+                        "properties": {"name": {"type": "string"}},
+                        "required": ["name"],
+                    },
+                },
+            }
+        },
+    }
+
+
+#: How long confirm_delete waits in input_required before it gives up.
+CONFIRM_TIMEOUT = 30.0
+
+
+def confirm_delete(arguments: dict[str, Any], ctx: ToolContext) -> dict[str, Any]:
+    """
+    A task that asks for confirmation (status input_required).
+
+    Storing what it asks and delivering the client's answer through
+    ``tasks/update`` is issue 11's (input flows); until then the task waits in
+    ``input_required`` until it is cancelled, or gives up after
+    :data:`CONFIRM_TIMEOUT` seconds.
+    """
+    filename = arguments["filename"]
+    if not isinstance(ctx, TaskContext):
+        return _text(f"Not deleting {filename}: confirmation needs a task.", is_error=True)
+    ctx.require_input(f"Confirm deleting {filename}?")
+    if not _sleep(ctx, CONFIRM_TIMEOUT):
+        return _text(f"{filename}: cancelled")
+    return _text(f"Not deleting {filename}: no confirmation arrived.", is_error=True)
 
 
 def logging_tool(arguments: dict[str, Any], ctx: ToolContext) -> dict[str, Any]:
@@ -147,6 +197,23 @@ TOOLS: list[Tool] = [
         description="Needs the client's sampling capability.",
         input_schema=EMPTY,
         fn=missing_capability,
+    ),
+    Tool(
+        name="test_streaming_elicitation",
+        description="Asks for the user's name through an InputRequiredResult (2026-07-28).",
+        input_schema=EMPTY,
+        fn=streaming_elicitation,
+    ),
+    Tool(
+        name="confirm_delete",
+        description="A task that asks the user to confirm deleting a file.",
+        input_schema={
+            "type": "object",
+            "properties": {"filename": {"type": "string"}},
+            "required": ["filename"],
+        },
+        task_support="optional",
+        fn=confirm_delete,
     ),
     Tool(
         name="test_logging_tool",
