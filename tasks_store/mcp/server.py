@@ -5,8 +5,8 @@ No WSGI here (the adapter is :mod:`tasks_store.mcp.wsgi`).  :meth:`McpServer.han
 runs the checks every request gets, parses the body, picks the protocol
 generation and hands the message to it:
 
-1. ``Origin``: present and not allowed -> 403 (DNS-rebinding protection;
-   the default allows only loopback origins).
+1. ``Origin``, then ``Host``: present and not allowed -> 403 (DNS-rebinding
+   protection; the defaults allow only loopback origins and hosts).
 2. HTTP method: ``POST`` goes on; ``DELETE`` ends a 2025-11-25 session;
    ``GET`` (no server-initiated stream) and anything else -> 405.
 3. ``Content-Type`` not ``application/json`` -> 415; an ``Accept`` that
@@ -196,6 +196,10 @@ class McpServer:
         allowed_origins: ``Origin`` values accepted besides loopback ones
             (``"https://app.example"``); ``["*"]`` accepts any.  A request
             without ``Origin`` (not from a browser) is always accepted.
+        allowed_hosts: ``Host`` values accepted besides loopback ones
+            (``"mcp.example.com"``, or with a port); ``["*"]`` accepts any
+            (behind a proxy that checks it).  A request without ``Host`` is
+            accepted.
         tools_page_size: tools per ``tools/list`` page.
         max_workers: threads of the runner the server makes.
 
@@ -219,6 +223,7 @@ class McpServer:
         runner: TaskRunner | None = None,
         sessions: SessionStore | None = None,
         allowed_origins: Iterable[str] = (),
+        allowed_hosts: Iterable[str] = (),
         tools_page_size: int = 100,
         max_workers: int = 8,
     ) -> None:
@@ -264,6 +269,12 @@ class McpServer:
                 msg = f"allowed_origins must hold non-empty strs, got {origin!r}"
                 raise TypeError(msg)
         self._allowed_origins = frozenset(o.rstrip("/").lower() for o in origins)
+        hosts = [allowed_hosts] if isinstance(allowed_hosts, str) else list(allowed_hosts)
+        for host in hosts:
+            if not isinstance(host, str) or not host:
+                msg = f"allowed_hosts must hold non-empty strs, got {host!r}"
+                raise TypeError(msg)
+        self._allowed_hosts = frozenset(h.strip().lower() for h in hosts)
         self._log_key = secrets.token_bytes(32)
 
     # -- properties -----------------------------------------------------------
@@ -359,6 +370,9 @@ class McpServer:
         origin = request.header("origin")
         if origin is not None and not self.origin_allowed(origin):
             return error_reply(403, InvalidRequest(f"Origin not allowed: {_clip(origin)}"))
+        host = request.header("host")
+        if host is not None and not self.host_allowed(host):
+            return error_reply(403, InvalidRequest(f"Host not allowed: {_clip(host)}"))
         method = request.method.upper()
         if method == "DELETE":
             header = request.header("mcp-protocol-version")
@@ -405,6 +419,17 @@ class McpServer:
         except ValueError:
             return False
         return host in _LOOPBACK_HOSTS
+
+    def host_allowed(self, host: str) -> bool:
+        """Return whether a ``Host`` header value is accepted (loopback or listed)."""
+        value = host.strip().lower()
+        if "*" in self._allowed_hosts or value in self._allowed_hosts:
+            return True
+        try:
+            name = urlsplit(f"//{value}").hostname
+        except ValueError:
+            return False
+        return name in _LOOPBACK_HOSTS or (name is not None and name in self._allowed_hosts)
 
     def wsgi_app(
         self,
