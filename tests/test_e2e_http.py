@@ -356,10 +356,11 @@ BAD_INPUTS: list[tuple[str, dict[str, Any], int, int]] = [
     ("unknown tool", {"method": "tools/call", "params": {"name": "nope"}}, 200, -32602),
     ("ttl a string", {"method": "tools/call", "params": {"name": "add", "task": {"ttl": "1"}}},
      200, -32602),
-    ("bad arguments", {"method": "tools/call", "params": {"name": "add", "arguments": {"a": 1}}},
-     200, -32602),
+    ("bad arguments",
+     {"method": "tools/call", "params": {"name": "add", "arguments": {"a": 1}}}, 200, -32602),
     ("required tool without task",
-     {"method": "tools/call", "params": {"name": "gated", "arguments": {"gate": "x"}}}, 200, -32601),
+     {"method": "tools/call", "params": {"name": "gated", "arguments": {"gate": "x"}}},
+     200, -32601),
 ]
 
 
