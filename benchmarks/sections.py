@@ -511,7 +511,13 @@ def run_floor(
 
 # -- 3. size scaling -------------------------------------------------------------
 
-SIZE_OPS = ("create", "get", "list", "cleanup_expired")  # as the table shows them
+#: The size section's rows, per store and size: the four ops measured on a
+#: store filled over many owners, then ``cleanup_one_owner``.
+SIZE_OPS = ("create", "get", "list", "cleanup_expired", "cleanup_one_owner")
+#: TTL (ms) of the tasks ``cleanup_one_owner`` keeps: longer than it moves the clock.
+KEEP_TTL_MS = 86_400_000
+#: How far (ms) ``cleanup_one_owner`` moves the clock between two of its samples.
+STEP_MS = 60_000
 
 
 def run_sizes(
@@ -523,7 +529,8 @@ def run_sizes(
     A store is built and filled at every size first; then each operation is
     timed at every size in turn, the order rotated from one operation to the
     next, so that a change in the machine's load does not fall on one size.
-    (An ``exclusive`` store is measured one size after another.)
+    (An ``exclusive`` store is measured one size after another.)  Then
+    ``cleanup_one_owner`` (:func:`_cleanup_one_owner`), on stores of its own.
     """
     overhead = timer_overhead_ns()
     rows: list[dict[str, Any]] = []
@@ -565,6 +572,11 @@ def run_sizes(
             )
             del benches
             gc.collect()
+        for size in settings.sizes:
+            progress(f"size {size:,} · {entry.name} · cleanup_one_owner")
+            row = _cleanup_one_owner(entry, size, settings, overhead)
+            rows.append({"store": entry.name, "op": "cleanup_one_owner", "size": size, **row})
+            gc.collect()
     floors = []
     for size in settings.sizes:
         progress(f"size {size:,} · floor of cleanup_expired")
@@ -576,6 +588,71 @@ def run_sizes(
         "rows": rows,
         "cleanup_floor": floors,
     }
+
+
+class _SetClock:
+    """A clock that stands still until set: ``clock.now`` is the time, epoch seconds."""
+
+    def __init__(self) -> None:
+        self.now = time.time()
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _cleanup_one_owner(
+    entry: StoreEntry, size: int, settings: Settings, overhead_ns: float
+) -> dict[str, Any]:
+    """
+    Time ``cleanup_expired`` removing 1% of *size* tasks, all of one owner.
+
+    The owner holds *size* tasks plus, older than those, one batch of 1% of
+    *size* per sample, batch *i* expiring ``(i + 1) * STEP_MS`` after
+    creation.  Each sample moves the store's clock (it stands still
+    otherwise, so the batches are the owner's oldest tasks) until the next
+    batch is due, and times one ``cleanup_expired``: it removes the owner's
+    oldest keys, the worst place for a store that keeps them in a plain list.
+    """
+    if entry.clocked is None or "cleanup_expired" not in entry.supports:
+        return {"unsupported": "no cleanup_expired on an injected clock"}
+    clock = _SetClock()
+    try:
+        target = entry.clocked(clock)
+    except StoreUnavailable as exc:
+        return {"unavailable": str(exc)}
+    assert target.cleanup_expired is not None
+    samples = settings.repeats * settings.cleanup_samples
+    k = max(1, size // 100)
+    start = clock.now
+    pc = time.perf_counter_ns
+    try:
+        with gc_paused():
+            for batch in range(samples):
+                for _ in range(k):
+                    target.load(PROBE_OWNER, (batch + 1) * STEP_MS)
+            for _ in range(size):
+                target.load(PROBE_OWNER, KEEP_TTL_MS)
+        repeats: list[list[int]] = []
+        removed: list[int] = []
+        for r in range(settings.repeats):
+            times: list[int] = []
+            for c in range(settings.cleanup_samples):
+                batch = r * settings.cleanup_samples + c
+                clock.now = start + ((batch + 1) * STEP_MS + STEP_MS // 2) / 1000
+                time.sleep(0.005)  # the pause the other cleanup rows are timed after
+                with gc_paused():
+                    t0 = pc()
+                    count = target.cleanup_expired()
+                    t1 = pc()
+                times.append(t1 - t0)
+                removed.append(count)
+            repeats.append(times)
+    finally:
+        target.close()
+    stats = _us(summary(repeats, overhead_ns))
+    stats["removed"] = statistics.median(removed)
+    stats["owner_tasks"] = size
+    return stats
 
 
 def _cleanup_floor(size: int, settings: Settings) -> dict[str, Any]:

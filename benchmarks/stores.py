@@ -324,13 +324,13 @@ def mcp_target(concurrent: bool) -> Target:
 REDIS_NAME = "RedisTaskStore"
 
 
-def redis_target(concurrent: bool) -> Target:
+def redis_target(concurrent: bool, clock: Callable[[], float] | None = None) -> Target:
     """
     Return :class:`tasks_store.store.redis.RedisTaskStore` as a :class:`Target`.
 
     The first call starts one local ``redis-server`` for the whole run
     (:mod:`benchmarks.redis_local`); each store gets the flushed server and
-    its own client.
+    its own client.  *clock*: the store's clock (the wall clock when None).
 
     Raises:
         StoreUnavailable: ``redis-server`` is not on PATH, redis-py is not
@@ -338,8 +338,9 @@ def redis_target(concurrent: bool) -> Target:
     """
     from .redis_local import RedisUnavailable, redis_store
 
+    extra: dict[str, Any] = {} if clock is None else {"clock": clock}
     try:
-        store, client = redis_store(security=BENCH_SECURITY)
+        store, client = redis_store(security=BENCH_SECURITY, **extra)
     except RedisUnavailable as exc:
         raise StoreUnavailable(str(exc)) from None
     target = contract_target(store, REDIS_NAME)
@@ -366,6 +367,9 @@ class StoreEntry:
         exclusive: only one of its stores may exist at a time (they share a
             server that each new one flushes); sections then build them one
             after another instead of side by side.
+        clocked: builds a fresh, empty store on the given clock (epoch
+            seconds), for a measurement that moves time instead of waiting;
+            None if the store takes no clock.
     """
 
     name: str
@@ -373,6 +377,7 @@ class StoreEntry:
     supports: frozenset[str]
     about: str
     exclusive: bool = False
+    clocked: Callable[[Callable[[], float]], Target] | None = None
 
 
 #: Every store compared, reference first.
@@ -382,13 +387,19 @@ STORES: tuple[StoreEntry, ...] = (
         lambda concurrent: contract_target(InMemoryTaskStore(security=BENCH_SECURITY)),
         frozenset(ALL_OPS),
         "tasks_store.InMemoryTaskStore: striped locks, frozen records, lock-free reads",
+        clocked=lambda clock: contract_target(
+            InMemoryTaskStore(security=BENCH_SECURITY, clock=clock)
+        ),
     ),
     StoreEntry(
         "GlobalLockStore",
         lambda concurrent: contract_target(GlobalLockStore(security=BENCH_SECURITY)),
         frozenset(ALL_OPS),
-        "benchmarks.global_lock: one lock, mutable records copied out, scans for "
-        "quota/list/cleanup",
+        "benchmarks.global_lock: one lock, records copied out on every read, scans "
+        "for quota/list/cleanup",
+        clocked=lambda clock: contract_target(
+            GlobalLockStore(security=BENCH_SECURITY, clock=clock)
+        ),
     ),
     StoreEntry(
         MCP_NAME,
@@ -405,5 +416,6 @@ STORES: tuple[StoreEntry, ...] = (
         "persistence): Lua scripts, 1-2 round trips per call; its memory rows "
         "count only the client's heap, the tasks live in the server",
         exclusive=True,
+        clocked=lambda clock: redis_target(False, clock),
     ),
 )

@@ -1,7 +1,11 @@
-"""InMemoryTaskStore's own machinery: the bucketed expiry queue behind cleanup_expired."""
+"""
+InMemoryTaskStore's own machinery behind cleanup_expired: the bucketed expiry
+queue, and each owner's sorted keys.
+"""
 
 from __future__ import annotations
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -43,3 +47,28 @@ def test_cleanup_removes_exactly_the_expired_tasks(
                 present = False
             assert (record.task_id not in expected_gone) == present
     assert len(created) - sum(ttl <= elapsed for _, ttl in created) == len(store)
+
+
+def test_cleanup_removes_the_oldest_tasks_of_one_owner_holding_many() -> None:
+    """One owner, its oldest third expired: cleanup takes exactly those; list pages the rest."""
+    clock = FakeClock()
+    store = InMemoryTaskStore(
+        clock=clock, stripes=4, security=TaskSecurityConfig(max_tasks_per_owner=10_000)
+    )
+    old = [store.create("alice", "tools/call", ttl=1_000).task_id for _ in range(1_000)]
+    kept = [store.create("alice", "tools/call", ttl=60_000).task_id for _ in range(2_000)]
+    clock.advance(2)
+    assert 1_000 == store.cleanup_expired()
+    store._check()
+    listed: list[str] = []
+    cursor = None
+    while True:
+        page = store.list("alice", cursor=cursor, limit=1000)
+        listed += [record.task_id for record in page.tasks]
+        cursor = page.next_cursor
+        if cursor is None:
+            break
+    assert kept[::-1] == listed
+    for task_id in old[::97]:
+        with pytest.raises(NotFound):
+            store.get(task_id, "alice")

@@ -36,10 +36,11 @@ import itertools
 import os
 import threading
 import time
-from bisect import bisect_left, insort
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from heapq import heappop, heappush
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Protocol
+
+from sortedcontainers import SortedList  # type: ignore[import-untyped]
 
 from .. import rules
 from ..config import StoreConfig, TaskSecurityConfig
@@ -109,6 +110,21 @@ class _ExpiryQueue:
         return [entry for bucket in self.buckets.values() for entry in bucket]
 
 
+#: An owner's key of one task: (created_ms, seq, task_id), the order of ``list``.
+_Key = tuple[int, int, str]
+
+
+class _SortedKeys(Protocol):
+    """What ``_Owner.keys`` is used as: a ``sortedcontainers.SortedList`` of keys."""
+
+    def add(self, value: _Key) -> None: ...
+    def remove(self, value: _Key) -> None: ...
+    def bisect_left(self, value: tuple[int, int]) -> int: ...
+    def __getitem__(self, index: slice) -> list[_Key]: ...
+    def __len__(self) -> int: ...
+    def __iter__(self) -> Iterator[_Key]: ...
+
+
 class _Owner:
     """Per-owner bookkeeping; every field is guarded by ``lock``."""
 
@@ -116,8 +132,9 @@ class _Owner:
 
     def __init__(self) -> None:
         self.lock = _OwnerLock()
-        #: (created_ms, seq, task_id) of every task held, ascending.
-        self.keys: list[tuple[int, int, str]] = []
+        #: the key of every task held, ascending.  A SortedList: add, remove
+        #: and bisect are O(log n), a slice O(log n + its length).
+        self.keys: _SortedKeys = SortedList()
         #: heap of (expires_at_ms, task_id) of tasks counted live with a TTL.
         self.expiry: list[tuple[int, str]] = []
         #: tasks counted against the quota: unexpired ones, TTL or not.
@@ -247,11 +264,7 @@ class InMemoryTaskStore(LockedTaskStore[TaskRecord]):
                         self._close(owner_id, owner)
                     rules.check_quota(owner.live, self._security)
                 owner.live += 1
-                keys = owner.keys
-                if not keys or keys[-1] < key:
-                    keys.append(key)
-                else:
-                    insort(keys, key)
+                owner.keys.add(key)
                 if expires is not None:
                     entry = (expires, task_id)  # one tuple, shared by both heaps
                     heappush(owner.expiry, entry)
@@ -317,7 +330,7 @@ class InMemoryTaskStore(LockedTaskStore[TaskRecord]):
             return TaskPage((), None)
         with owner.lock:
             keys = owner.keys
-            end = len(keys) if position is None else bisect_left(keys, position)
+            end = len(keys) if position is None else keys.bisect_left(position)
             start = max(0, end - size)
             chunk = keys[start:end]
         records = self._records
@@ -376,8 +389,9 @@ class InMemoryTaskStore(LockedTaskStore[TaskRecord]):
         """
         Remove every expired task; return how many were removed.
 
-        Cost: O(stripes + k) for k tasks removed (plus a bisect of each
-        owner's keys): no scan of the store.
+        Cost: O(stripes + k log n) for k tasks removed, n the most tasks one
+        of their owners holds: each removal takes its key out of the owner's
+        sorted keys in O(log n).  No scan of the store.
         Locks: each stripe in turn, and within it the owners of removed tasks.
         """
         now_ms = self._now_ms()
@@ -405,9 +419,8 @@ class InMemoryTaskStore(LockedTaskStore[TaskRecord]):
                     # prune drops it (it is due), so live stays exact.
                     owner = owners[record.owner_id]
                     with owner.lock:
-                        keys = owner.keys
-                        del keys[bisect_left(keys, (record.created_ms, record.seq))]
-                        if not keys:
+                        owner.keys.remove((record.created_ms, record.seq, task_id))
+                        if not owner.keys:
                             self._close(record.owner_id, owner)
                 if self._waiting[i]:
                     self._conds[i].notify_all()
@@ -476,7 +489,7 @@ class InMemoryTaskStore(LockedTaskStore[TaskRecord]):
             owner = self._owners[owner_id]
             assert not owner.closed, f"{owner_id!r}: closed owner still mapped"
             expected = sorted((r.created_ms, r.seq, r.task.task_id) for r in owned)
-            assert owner.keys == expected, f"{owner_id!r}: keys out of step with records"
+            assert list(owner.keys) == expected, f"{owner_id!r}: keys out of step with records"
             counted = {task_id for _, task_id in owner.expiry}
             assert len(counted) == len(owner.expiry), f"{owner_id!r}: duplicate expiry"
             owned_ids = {r.task.task_id for r in owned}
