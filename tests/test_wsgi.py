@@ -1,4 +1,10 @@
-"""TasksApp through a fake WSGI environ: HTTP statuses, owners, bodies, tools, close."""
+"""
+TasksApp, the WSGI adapter over McpServer, through a fake WSGI environ.
+
+What the adapter itself decides (environ -> HttpRequest, the body limits,
+the principal, faults, start_response), the whole protocol through it, and
+the deprecated TasksApp(TasksRpc, tools=..., owner_from_environ=...) form.
+"""
 
 # Asserts read ``expected == actual`` (project convention), which SIM300 calls Yoda.
 
@@ -13,7 +19,8 @@ from typing import Any
 import pytest
 
 from tasks_store import InvalidParams, TaskContext, TaskRunner, TasksRpc
-from tasks_store.mcp.wsgi import TasksApp, default_owner_from_environ
+from tasks_store.mcp import HttpRequest, HttpResponse, McpServer, Tool
+from tasks_store.mcp.wsgi import TasksApp, default_owner_from_environ, remote_user
 
 from .mcp_schema import check_response
 
@@ -47,7 +54,7 @@ def environ(
     method: str = "POST",
     content_type: str | None = "application/json",
     length: str | None = "auto",
-    session: str | None = "s-alice",
+    session: str | None = None,
     stream: Any = None,
     **extra: Any,
 ) -> dict[str, Any]:
@@ -95,14 +102,39 @@ def rpc_message(method: str, params: Any = None, request_id: int = 1) -> dict[st
     return message
 
 
+SEEN_CTX: list[Any] = []
+
+
 def slow_tool(arguments: dict[str, Any], ctx: TaskContext | None) -> dict[str, Any]:
+    SEEN_CTX.append(ctx)
     return {"content": [{"type": "text", "text": f"hello {arguments.get('who', '')}"}]}
 
 
+INIT = {
+    "protocolVersion": "2025-11-25",
+    "capabilities": {},
+    "clientInfo": {"name": "wsgi-test", "version": "1"},
+}
+
+
+def initialize(app: TasksApp, **kwargs: Any) -> str:
+    """Initialize through *app*; return the issued session id."""
+    response = post(app, rpc_message("initialize", INIT), **kwargs)
+    assert 200 == response.code
+    check_response(response.json(), "InitializeResult")
+    return response.headers["Mcp-Session-Id"]
+
+
 @pytest.fixture
-def app(store: Any) -> Iterator[TasksApp]:
-    with TasksApp(TasksRpc(store, result_timeout=5.0), tools={"hello": slow_tool}) as app:
-        yield app
+def server(store: Any) -> Iterator[McpServer]:
+    tools = [Tool(name="hello", fn=slow_tool, task_support="optional")]
+    with McpServer(store, tools, result_timeout=5.0) as server:
+        yield server
+
+
+@pytest.fixture
+def app(server: McpServer) -> TasksApp:
+    return TasksApp(server)
 
 
 def error_body(response: Response) -> dict[str, Any]:
@@ -111,64 +143,137 @@ def error_body(response: Response) -> dict[str, Any]:
     return body  # type: ignore[no-any-return]
 
 
-def test_post_json_answers_200(app: TasksApp) -> None:
-    """A valid request answers 200 with the JSON-RPC response."""
-    response = post(app, rpc_message("tasks/list"))
-    assert 200 == response.code
-    body = response.json()
-    check_response(body, "ListTasksResult")
-    assert {"tasks": []} == body["result"]
+# -- the new construction ------------------------------------------------------------
 
 
-def test_json_rpc_errors_with_an_id_are_200(app: TasksApp) -> None:
-    """An error answering a readable request (here -32602) still travels as HTTP 200."""
-    response = post(app, rpc_message("tasks/get", {"taskId": 5}))
-    assert 200 == response.code
-    assert -32602 == error_body(response)["error"]["code"]
+def test_the_whole_flow_through_wsgi(app: TasksApp) -> None:
+    """initialize -> Mcp-Session-Id header; the id then works; ping answers {}."""
+    session = initialize(app)
+    notified = post(app, {"jsonrpc": "2.0", "method": "notifications/initialized"}, session=session)
+    assert (202, b"") == (notified.code, notified.body)
+    assert "0" == notified.headers["Content-Length"]
+    ping = post(app, rpc_message("ping"), session=session)
+    assert {"jsonrpc": "2.0", "id": 1, "result": {}} == ping.json()
+    listed = post(app, rpc_message("tools/list"), session=session).json()
+    check_response(listed, "ListToolsResult")
+    assert ["hello"] == [t["name"] for t in listed["result"]["tools"]]
 
 
-@pytest.mark.parametrize("method", ["GET", "PUT", "DELETE", "HEAD", "OPTIONS"])
-def test_other_http_methods_are_405(app: TasksApp, method: str) -> None:
-    """Anything but POST answers 405 with Allow: POST."""
-    response = run(app, environ(method=method, length=None, stream=Unreadable()))
+def test_wsgi_app_and_tasks_app_are_the_same_adapter(server: McpServer) -> None:
+    """server.wsgi_app(...) is TasksApp(server, ...)."""
+    app = server.wsgi_app(max_body_bytes=100)
+    assert isinstance(app, TasksApp)
+    assert (server, 100) == (app.server, app.max_body_bytes)
+    assert server.rpc is app.rpc
+
+
+def test_environ_becomes_the_http_request(app: TasksApp) -> None:
+    """Headers (lower-cased, dashes), content type and length, body, path, REMOTE_USER."""
+    env = environ(
+        b'{"a": 1}',
+        session="sid",
+        REMOTE_USER="alice",
+        SCRIPT_NAME="/prefix",
+        HTTP_MCP_PROTOCOL_VERSION="2025-11-25",
+        HTTP_X_CUSTOM_THING="v",
+    )
+    got = app.request_from_environ(env)
+    assert isinstance(got, HttpRequest)
+    assert ("POST", "/prefix/mcp", b'{"a": 1}', "alice") == (
+        got.method, got.path, got.body, got.principal
+    )
+    assert "sid" == got.header("Mcp-Session-Id")
+    assert "2025-11-25" == got.headers["mcp-protocol-version"]
+    assert "v" == got.headers["x-custom-thing"]
+    assert "application/json" == got.headers["content-type"]
+    assert "8" == got.headers["content-length"]
+
+
+def test_get_and_delete_bodies_are_not_read(app: TasksApp) -> None:
+    """Only POST bodies are read; GET answers 405 from the server."""
+    response = run(app, environ(method="GET", length=None, stream=Unreadable()))
     assert 405 == response.code
-    assert "POST" == response.headers["Allow"]
-    assert -32600 == error_body(response)["error"]["code"]
+    assert "POST, DELETE" == response.headers["Allow"]
+    deleted = run(app, environ(method="DELETE", length=None, stream=Unreadable()))
+    assert 400 == deleted.code  # no Mcp-Session-Id
 
 
-@pytest.mark.parametrize("content_type", [None, "", "text/plain", "application/xml", "json"])
-def test_non_json_content_type_is_415(app: TasksApp, content_type: str | None) -> None:
-    """A missing or non-JSON content type answers 415 without reading the body."""
-    response = run(app, environ(content_type=content_type, length="2", stream=Unreadable()))
-    assert 415 == response.code
-    error_body(response)
+def test_remote_user_is_the_default_principal() -> None:
+    assert "u" == remote_user({"REMOTE_USER": "u"})
+    assert remote_user({"REMOTE_USER": ""}) is None
+    assert remote_user({}) is None
 
 
-def test_json_content_type_with_parameters_is_accepted(app: TasksApp) -> None:
-    """application/json with a charset parameter (any case) is accepted."""
-    response = post(app, rpc_message("tasks/list"), content_type="Application/JSON; charset=utf-8")
-    assert 200 == response.code
+def test_principal_function_decides_the_owner(server: McpServer) -> None:
+    """principal_from_environ's answer owns the tasks, whatever the session."""
+    app = TasksApp(server, principal_from_environ=lambda env: env.get("HTTP_X_USER"))
+    one = initialize(app, HTTP_X_USER="tenant-9")
+    two = initialize(app, HTTP_X_USER="tenant-9")
+    created = post(
+        app, rpc_message("tools/call", {"name": "hello", "task": {}}), session=one,
+        HTTP_X_USER="tenant-9",
+    ).json()
+    task_id = created["result"]["task"]["taskId"]
+    seen = post(app, rpc_message("tasks/get", {"taskId": task_id}), session=two,
+                HTTP_X_USER="tenant-9")
+    check_response(seen.json(), "GetTaskResult")
+    assert "user:tenant-9" == server.store.get(task_id, "user:tenant-9").owner_id
 
 
-def test_body_over_the_limit_is_413_unread(store: Any) -> None:
+def test_principal_function_raising_task_error_is_400(server: McpServer) -> None:
+    def refuse(env: Any) -> str:
+        raise InvalidParams("bad credentials")
+
+    response = post(TasksApp(server, principal_from_environ=refuse), rpc_message("ping"))
+    assert 400 == response.code
+    assert "bad credentials" == error_body(response)["error"]["message"]
+
+
+@pytest.mark.parametrize("result", [RuntimeError("db password is hunter2"), 42])
+def test_faults_in_the_principal_function_are_500(server: McpServer, result: Any) -> None:
+    """A plain exception (or a non-str answer) answers 500 'Internal error', no details."""
+
+    def broken(env: Any) -> Any:
+        if isinstance(result, Exception):
+            raise result
+        return result
+
+    response = post(TasksApp(server, principal_from_environ=broken), rpc_message("ping"))
+    assert 500 == response.code
+    assert {"code": -32603, "message": "Internal error"} == error_body(response)["error"]
+    assert b"hunter2" not in response.body
+
+
+def test_a_fault_in_the_server_is_500(server: McpServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Even a server whose handle raises gives a 500 JSON-RPC error, not a crash."""
+    app = TasksApp(server)
+
+    def explode(request: HttpRequest) -> HttpResponse:
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(server, "handle", explode)
+    response = post(app, rpc_message("ping"))
+    assert 500 == response.code
+    assert -32603 == error_body(response)["error"]["code"]
+
+
+def test_body_over_the_limit_is_413_unread(server: McpServer) -> None:
     """A Content-Length above max_body_bytes answers 413 without reading the body."""
-    app = TasksApp(TasksRpc(store), max_body_bytes=100)
-    response = run(app, environ(length="101", stream=Unreadable()))
+    response = run(TasksApp(server, max_body_bytes=100), environ(length="101", stream=Unreadable()))
     assert 413 == response.code
     error_body(response)
 
 
-def test_body_at_the_limit_is_read(store: Any) -> None:
+def test_body_at_the_limit_is_read(server: McpServer) -> None:
     """A body of exactly max_body_bytes is accepted."""
-    message = json.dumps(rpc_message("tasks/list")).encode()
-    app = TasksApp(TasksRpc(store), max_body_bytes=len(message))
-    assert 200 == run(app, environ(message)).code
+    message = json.dumps(rpc_message("initialize", INIT)).encode()
+    assert 200 == run(TasksApp(server, max_body_bytes=len(message)), environ(message)).code
 
 
-def test_chunked_body_is_limited_too(store: Any) -> None:
+def test_chunked_body_is_limited_too(server: McpServer) -> None:
     """Without Content-Length on a terminated input, the body is read up to the limit."""
-    message = json.dumps(rpc_message("tasks/list")).encode()
-    app = TasksApp(TasksRpc(store), max_body_bytes=len(message))
+    message = json.dumps(rpc_message("initialize", INIT)).encode()
+    app = TasksApp(server, max_body_bytes=len(message))
     ok = run(app, environ(message, length=None, **{"wsgi.input_terminated": True}))
     assert 200 == ok.code
     big = message + b" " * 10
@@ -213,126 +318,119 @@ def test_unreadable_requests_are_400(app: TasksApp, body: bytes, code: int) -> N
     assert "id" not in payload
 
 
-def test_notification_is_202_without_body(app: TasksApp) -> None:
-    """A notification answers 202 Accepted with an empty body."""
-    response = post(app, {"jsonrpc": "2.0", "method": "notifications/initialized"})
-    assert 202 == response.code
-    assert b"" == response.body
-
-
-def test_sessions_do_not_see_each_other(app: TasksApp) -> None:
-    """Tasks created under one Mcp-Session-Id are invisible to another."""
-    created = post(app, rpc_message("tools/call", {"name": "hello", "task": {}}), session="s-a")
-    check_response(created.json(), "CreateTaskResult")
-    task_id = created.json()["result"]["task"]["taskId"]
-    other = post(app, rpc_message("tasks/get", {"taskId": task_id}), session="s-b")
-    assert -32602 == error_body(other)["error"]["code"]
-    listed = post(app, rpc_message("tasks/list"), session="s-b").json()
-    assert [] == listed["result"]["tasks"]
-    mine = post(app, rpc_message("tasks/result", {"taskId": task_id}), session="s-a").json()
-    check_response(mine, "CallToolResult")
-    assert "hello " == mine["result"]["content"][0]["text"]
-
-
-def test_remote_user_wins_over_session(app: TasksApp) -> None:
-    """REMOTE_USER, when set, is the owner whatever the session id."""
-    created = post(
-        app, rpc_message("tools/call", {"name": "hello", "task": {}}), REMOTE_USER="carol"
-    ).json()
-    task_id = created["result"]["task"]["taskId"]
-    seen = post(
-        app, rpc_message("tasks/get", {"taskId": task_id}), session="other", REMOTE_USER="carol"
-    )
-    check_response(seen.json(), "GetTaskResult")
-
-
-def test_no_identity_is_anonymous_and_refused(app: TasksApp) -> None:
-    """Without REMOTE_USER or session id the owner is anonymous, refused with -32602."""
-    response = post(app, rpc_message("tasks/list"), session=None)
-    assert 200 == response.code
-    assert -32602 == error_body(response)["error"]["code"]
-
-
-def test_default_owner_from_environ() -> None:
-    """The default owner is REMOTE_USER, else the Mcp-Session-Id, else 'local'."""
-    assert "u" == default_owner_from_environ({"REMOTE_USER": "u", "HTTP_MCP_SESSION_ID": "s"})
-    assert "s" == default_owner_from_environ({"HTTP_MCP_SESSION_ID": "s"})
-    assert "local" == default_owner_from_environ({})
-
-
-def test_custom_owner_function(store: Any) -> None:
-    """owner_from_environ decides the owner."""
-    app = TasksApp(TasksRpc(store), owner_from_environ=lambda env: env["HTTP_X_TENANT"])
-    record = store.create("tenant-9", "tools/call")
-    message = rpc_message("tasks/get", {"taskId": record.task_id})
-    response = post(app, message, HTTP_X_TENANT="tenant-9")
-    check_response(response.json(), "GetTaskResult")
-
-
-def test_owner_function_raising_task_error_is_400(store: Any) -> None:
-    """An owner function raising a TaskError answers 400 with that error."""
-
-    def refuse(env: Any) -> str:
-        raise InvalidParams("bad credentials")
-
-    response = post(TasksApp(TasksRpc(store), owner_from_environ=refuse), rpc_message("tasks/list"))
-    assert 400 == response.code
-    assert "bad credentials" == error_body(response)["error"]["message"]
-
-
-def test_faults_in_the_app_are_500(store: Any) -> None:
-    """A plain exception in the owner function answers 500 'Internal error', no traceback."""
-
-    def broken(env: Any) -> str:
-        raise RuntimeError("db password is hunter2")
-
-    response = post(TasksApp(TasksRpc(store), owner_from_environ=broken), rpc_message("tasks/list"))
-    assert 500 == response.code
-    body = error_body(response)
-    assert {"code": -32603, "message": "Internal error"} == body["error"]
-    assert b"hunter2" not in response.body
-
-
-def test_without_tools_tools_call_is_method_not_found(store: Any) -> None:
-    """An app built without tools answers tools/call with -32601."""
-    response = post(TasksApp(TasksRpc(store)), rpc_message("tools/call", {"name": "hello"}))
-    assert -32601 == error_body(response)["error"]["code"]
-
-
-def test_inline_tool_call(app: TasksApp) -> None:
-    """tools/call without task answers the CallToolResult at once."""
-    response = post(app, rpc_message("tools/call", {"name": "hello", "arguments": {"who": "x"}}))
-    body = response.json()
-    check_response(body, "CallToolResult")
-    assert "hello x" == body["result"]["content"][0]["text"]
-
-
-def test_constructor_checks(store: Any) -> None:
-    """max_body_bytes must be a positive int and a runner needs tools."""
-    rpc = TasksRpc(store)
+def test_constructor_checks(server: McpServer, store: Any) -> None:
+    """max_body_bytes must be a positive int; old keywords do not go with an McpServer."""
     for bad in (0, -1, 1.5, True):
         with pytest.raises(ValueError, match="max_body_bytes"):
-            TasksApp(rpc, max_body_bytes=bad)  # type: ignore[arg-type]
+            TasksApp(server, max_body_bytes=bad)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="old TasksApp"):
+        TasksApp(server, tools={"hello": slow_tool})
+    with pytest.raises(TypeError, match="McpServer"):
+        TasksApp(store)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="callable"):
+        TasksApp(server, principal_from_environ="REMOTE_USER")  # type: ignore[arg-type]
+
+
+def test_close_stops_the_runner_threads(server: McpServer, store: Any) -> None:
+    """close() closes the server, whose runner's worker threads end."""
+    app = TasksApp(server)
+    session = initialize(app)
+    created = post(app, rpc_message("tools/call", {"name": "hello", "task": {}}), session=session)
+    task_id = created.json()["result"]["task"]["taskId"]
+    store.wait(task_id, server.owner_for(None, session), timeout=10)
+    app.close()
+    assert [] == [t for t in threading.enumerate() if t.name.startswith("tasks_store-runner")]
+    after = post(app, rpc_message("tools/call", {"name": "hello", "task": {}}), session=session)
+    assert -32603 == error_body(after)["error"]["code"]
+
+
+# -- the deprecated construction ------------------------------------------------------
+
+
+def legacy(store: Any, **kwargs: Any) -> TasksApp:
+    with pytest.warns(DeprecationWarning, match=r"TasksApp\(TasksRpc"):
+        return TasksApp(TasksRpc(store, result_timeout=5.0), **kwargs)
+
+
+def test_legacy_form_warns_and_serves_the_session_protocol(store: Any) -> None:
+    """The old form still works: its tools are optional, inline calls get ctx=None."""
+    with legacy(store, tools={"hello": slow_tool}) as app:
+        assert 400 == post(app, rpc_message("tasks/list"), session=None).code
+        assert 404 == post(app, rpc_message("tasks/list"), session="client-picked").code
+        session = initialize(app)
+        tools = post(app, rpc_message("tools/list"), session=session).json()["result"]["tools"]
+        listed = [(t["name"], t["execution"]["taskSupport"]) for t in tools]
+        assert [("hello", "optional")] == listed
+        SEEN_CTX.clear()
+        inline = post(
+            app, rpc_message("tools/call", {"name": "hello", "arguments": {"who": "x"}}),
+            session=session,
+        ).json()
+        assert "hello x" == inline["result"]["content"][0]["text"]
+        created = post(
+            app, rpc_message("tools/call", {"name": "hello", "task": {}}), session=session
+        ).json()
+        check_response(created, "CreateTaskResult")
+        done = post(
+            app, rpc_message("tasks/result", {"taskId": created["result"]["task"]["taskId"]}),
+            session=session,
+        ).json()
+        check_response(done, "CallToolResult")
+        inline_ctx, task_ctx = SEEN_CTX
+        assert inline_ctx is None
+        assert isinstance(task_ctx, TaskContext)
+
+
+def test_legacy_owner_function_is_the_principal(store: Any) -> None:
+    """What owner_from_environ returns owns the tasks (as user:<it>); "local" is nobody."""
+    app = legacy(store, tools={"hello": slow_tool},
+                 owner_from_environ=lambda env: env.get("HTTP_X_TENANT", "local"))
+    with app:
+        session = initialize(app, HTTP_X_TENANT="t9")
+        created = post(app, rpc_message("tools/call", {"name": "hello", "task": {}}),
+                       session=session, HTTP_X_TENANT="t9").json()
+        task_id = created["result"]["task"]["taskId"]
+        assert "user:t9" == store.get(task_id, "user:t9").owner_id
+        bare = post(app, rpc_message("tasks/list"), session=session).json()
+        assert [] == bare["result"]["tasks"]
+
+
+def test_legacy_default_owner_function_never_takes_the_clients_session(store: Any) -> None:
+    """Passing default_owner_from_environ keeps the hole shut: only REMOTE_USER counts."""
+    with legacy(store, tools={"hello": slow_tool},
+                owner_from_environ=default_owner_from_environ) as app:
+        session = initialize(app)
+        created = post(app, rpc_message("tools/call", {"name": "hello", "task": {}}),
+                       session=session).json()
+        task_id = created["result"]["task"]["taskId"]
+        owner = app.server.owner_for(None, session)
+        assert owner.startswith("session:")
+        assert owner == store.get(task_id, owner).owner_id
+
+
+def test_legacy_checks(store: Any) -> None:
+    """A runner needs tools; owner functions must be callable; not both owner functions."""
     with TaskRunner(store) as runner, pytest.raises(ValueError, match="runner"):
-        TasksApp(rpc, runner=runner)
+        legacy(store, runner=runner)
+    with pytest.raises(TypeError, match="callable"):
+        TasksApp(TasksRpc(store), owner_from_environ=5)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="not both"):
+        legacy(store, owner_from_environ=remote_user, principal_from_environ=remote_user)
 
 
-def test_given_runner_is_used_and_not_closed(store: Any) -> None:
+def test_legacy_given_runner_is_used_and_not_closed(store: Any) -> None:
     """A runner passed in runs the tools, and close() leaves it running."""
     with TaskRunner(store, max_workers=1) as runner:
-        app = TasksApp(TasksRpc(store), tools={"hello": slow_tool}, runner=runner)
+        app = legacy(store, tools={"hello": slow_tool}, runner=runner)
+        session = initialize(app)
         app.close()
-        created = post(app, rpc_message("tools/call", {"name": "hello", "task": {}})).json()
+        created = post(app, rpc_message("tools/call", {"name": "hello", "task": {}}),
+                       session=session).json()
         check_response(created, "CreateTaskResult")
 
 
-def test_close_stops_the_runner_threads(store: Any) -> None:
-    """close() waits for and ends the worker threads the app started."""
-    app = TasksApp(TasksRpc(store), tools={"hello": slow_tool})
-    created = post(app, rpc_message("tools/call", {"name": "hello", "task": {}})).json()
-    task_id = created["result"]["task"]["taskId"]
-    store.wait(task_id, "s-alice", timeout=10)
-    app.close()
-    assert [] == [t for t in threading.enumerate() if t.name.startswith("tasks_store-runner")]
-    after = post(app, rpc_message("tools/call", {"name": "hello", "task": {}}))
-    assert -32603 == error_body(after)["error"]["code"]
+def test_default_owner_from_environ_is_kept() -> None:
+    """The old helper still answers as it did (REMOTE_USER, else the header, else 'local')."""
+    assert "u" == default_owner_from_environ({"REMOTE_USER": "u", "HTTP_MCP_SESSION_ID": "s"})
+    assert "s" == default_owner_from_environ({"HTTP_MCP_SESSION_ID": "s"})
+    assert "local" == default_owner_from_environ({})
