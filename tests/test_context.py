@@ -206,3 +206,49 @@ def test_context_of_another_owner_sees_nothing(store: Any, ctx: TaskContext) -> 
         intruder.complete({"content": []})
     assert TaskStatus.WORKING == ctx.record().status
     assert {} == ctx.variables()
+
+
+# -- CallContext: the ctx of an inline call --------------------------------------------
+
+
+def test_call_context_keeps_variables_for_the_call() -> None:
+    """Set, merge, delete and read variables, as a TaskContext does, without a store."""
+    from tasks_store.mcp.context import CallContext
+
+    ctx = CallContext("user:alice", "echo")
+    assert (None, False, "user:alice", "echo") == (
+        ctx.task_id, ctx.in_task, ctx.owner_id, ctx.tool_name
+    )
+    ctx.set_variable("n", 3)
+    ctx.set_variables({"s": "x", "f": 1.5, "b": True})
+    assert {"n": 3, "s": "x", "f": 1.5, "b": True} == ctx.variables()
+    assert (3, "x", 1.5, True) == (
+        ctx.get_int("n"), ctx.get_str("s"), ctx.get_float("f"), ctx.get_bool("b")
+    )
+    assert 3.0 == ctx.get_float("n")
+    ctx.set_variable("n", None)
+    assert ctx.get_int("n", 7) == 7
+    assert ctx.get_variable("missing", "d") == "d"
+    copy = ctx.variables()
+    copy["s"] = "changed"
+    assert "x" == ctx.get_str("s")
+    assert not ctx.is_cancelled()
+
+
+def test_call_context_refuses_what_a_store_would() -> None:
+    """Non-str keys, non-JSON values and wrong types raise InvalidParams, changing nothing."""
+    from tasks_store.mcp.context import CallContext
+
+    ctx = CallContext("user:alice", "echo")
+    ctx.set_variable("b", True)
+    with pytest.raises(InvalidParams):
+        ctx.set_variables({"ok": 1, 5: "bad"})  # type: ignore[dict-item]
+    with pytest.raises(InvalidParams):
+        ctx.set_variables({"ok": 1, "nan": float("nan")})
+    assert {"b": True} == ctx.variables()
+    with pytest.raises(InvalidParams, match="must be an integer"):
+        ctx.get_int("b")
+    with pytest.raises(InvalidParams, match="must be a number"):
+        ctx.get_float("b")
+    with pytest.raises(InvalidParams, match="owner_id"):
+        CallContext(5, "echo")  # type: ignore[arg-type]
