@@ -792,3 +792,33 @@ def test_concurrent_sessions_and_calls(server: McpServer) -> None:
     for thread in threads:
         thread.join(WAIT)
     assert [] == failures
+
+
+def test_no_log_line_holds_a_session_id(
+    server: McpServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    """
+    Every log record of a full flow (server, runner, the store's INFO/WARNING audit
+    lines, at DEBUG) names sessions only by hash: no issued id appears anywhere.
+    """
+    import logging
+
+    caplog.set_level(logging.DEBUG)
+    alice, bob = Session(server), Session(server)
+    created = alice.ok("tools/call", {"name": "boom", "task": {}})
+    task_id = created["task"]["taskId"]
+    alice.ok("tasks/result", {"taskId": task_id})
+    alice.ok("tasks/get", {"taskId": task_id})
+    bob.error("tasks/get", {"taskId": task_id})  # a foreign access: WARNING
+    other = bob.ok("tools/call", {"name": "echo_task", "arguments": {"text": "x"}, "task": {}})
+    bob.call("tasks/cancel", {"taskId": other["task"]["taskId"]})
+    alice.ok("tools/call", {"name": "boom"})  # an inline tool error: INFO with traceback
+    server.handle(request(None, method="DELETE", session=alice.id))
+    assert 404 == alice.send(message("ping")).status
+    text = "\n".join(
+        f"{r.getMessage()} {r.exc_text or ''}" for r in caplog.records
+    ) + caplog.text
+    assert "denied to owner" in text
+    assert server.log_id(alice.id) in text
+    for session in (alice.id, bob.id):
+        assert session not in text
