@@ -14,6 +14,8 @@ from typing import Any
 
 import attrs
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from tasks_store import StoreError, TaskSecurityConfig
 from tasks_store.errors import MissingRequiredClientCapability
@@ -33,6 +35,7 @@ from tasks_store.mcp.v2026_wire import (
 from tasks_store.records import RELATED_TASK_META_KEY
 
 from .mcp_schema_2026 import check_response_2026
+from .strategies import json_objects, json_values, texts
 
 VERSION = "2026-07-28"
 TASKS = {"extensions": {TASKS_EXTENSION: {}}}
@@ -875,3 +878,78 @@ def test_http_status_table() -> None:
     assert 200 == http_status(InvalidParams("p"))
     assert 200 == http_status(NotFound("t"))
     assert 500 == http_status(RuntimeError("boom"))
+
+
+# -- no message makes it raise ------------------------------------------------------------
+
+_METHOD_NAMES = st.sampled_from(
+    ["server/discover", "tools/list", "tools/call", "tasks/get", "tasks/update",
+     "tasks/cancel", "tasks/result", "initialize", "x"]
+)  # fmt: skip
+_CAPABILITIES = st.one_of(
+    st.just({}), st.just(TASKS), st.just({"elicitation": {}, "sampling": {}}), json_objects
+)
+_PARAMS = st.fixed_dictionaries(
+    {},
+    optional={
+        "name": st.one_of(st.sampled_from(["echo", "slow", "tool_error", "wants_input"]), texts),
+        "arguments": st.one_of(json_objects, json_values),
+        "taskId": st.one_of(texts, json_values),
+        "inputResponses": st.one_of(json_objects, json_values),
+        "cursor": st.one_of(texts, json_values),
+        "task": json_values,
+        "_meta": st.one_of(
+            st.fixed_dictionaries(
+                {
+                    PROTOCOL_VERSION_KEY: st.sampled_from([VERSION, "v9"]),
+                    CLIENT_CAPABILITIES_KEY: _CAPABILITIES,
+                }
+            ),
+            json_values,
+        ),
+    },
+)
+_HEADERS = st.fixed_dictionaries(
+    {
+        "content-type": st.just("application/json"),
+        # always a 2026 (or unknown, not 2025) version: the request is this generation's
+        "mcp-protocol-version": st.sampled_from([VERSION, "v9", "", f" {VERSION} "]),
+    },
+    optional={
+        "mcp-method": st.one_of(_METHOD_NAMES, st.text(max_size=5)),
+        "mcp-name": st.one_of(
+            st.sampled_from(["echo", "=?base64?ZWNobw==?=", "=?base64?@?="]), st.text(max_size=5)
+        ),
+    },
+)
+_MESSAGES = st.one_of(
+    st.fixed_dictionaries(
+        {"jsonrpc": st.just("2.0"), "method": _METHOD_NAMES},
+        optional={"id": st.one_of(st.integers(), texts, json_values), "params": _PARAMS},
+    ),
+    json_values,
+)
+
+
+@settings(
+    max_examples=200,
+    deadline=None,
+    # one server for every example: it keeps no state between requests but the tasks
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
+@given(message=_MESSAGES, headers=_HEADERS)
+def test_no_message_makes_handle_raise(
+    server: McpServer, gate: Gate, message: Any, headers: dict[str, str]
+) -> None:
+    """Every message gets an answer: 202, or a schema-valid JSON-RPC response, never a 500."""
+    gate.released.set()
+    body = json.dumps(message).encode()
+    request = HttpRequest("POST", "/mcp", headers, body, None)
+    response = server.handle(request)
+    assert response.status in (200, 202, 400, 404), response
+    if response.status == 202:
+        assert b"" == response.body
+        return
+    answer = json.loads(response.body)
+    method = message.get("method") if isinstance(message, dict) else None
+    check_response_2026(answer, method if isinstance(method, str) else None)
