@@ -25,7 +25,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any, TextIO
 
-from . import sections
+from . import http, sections
 from .report import build_tables, evaluate_targets, write_markdown, write_plots
 from .stores import STORES, StoreEntry
 
@@ -40,11 +40,14 @@ SECTIONS: dict[str, Runner] = {
     "size": sections.run_sizes,
     "threads": sections.run_threads,
     "memory": sections.run_memory,
+    "http": http.run_http,  # end to end over HTTP: benchmarks/http.py
 }
 
 
 def _steps(name: str, settings: sections.Settings, stores: int) -> int:
     """How many progress steps section *name* reports."""
+    if name == "http":
+        return http.steps(settings.quick)
     per_store = {
         "latency": 8,
         "floor": 1,

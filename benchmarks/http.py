@@ -240,7 +240,8 @@ def _latency(running: Running, settings: HttpSettings, mode: str, clients: int) 
         return row
     row["p50_ms"] = _spread([run["ops"].get(mode, {}).get("p50_ms") for run in runs])
     row["p99_ms"] = _spread([run["ops"].get(mode, {}).get("p99_ms") for run in runs])
-    row["requests_per_task"] = sum(run["requests_per_s"] for run in runs) * settings.latency_seconds / row["tasks"]
+    sent = sum(run["requests_per_s"] for run in runs) * settings.latency_seconds
+    row["requests_per_task"] = sent / row["tasks"]
     errors: dict[str, int] = {}
     for run in runs:
         for op, n in run["errors"].items():
@@ -363,7 +364,9 @@ def run_http(entries: Sequence[Any], settings: Any, progress: Progress) -> dict[
     return run_servers(specs(hs.quick), hs, progress)
 
 
-def run_servers(servers: Sequence[ServerSpec], hs: HttpSettings, progress: Progress) -> dict[str, Any]:
+def run_servers(
+    servers: Sequence[ServerSpec], hs: HttpSettings, progress: Progress
+) -> dict[str, Any]:
     """Measure *servers* with *hs*; the section's results dict."""
     load_before = _uptime()
     began = time.monotonic()
@@ -382,7 +385,9 @@ def run_servers(servers: Sequence[ServerSpec], hs: HttpSettings, progress: Progr
         if got["memory"] is not None:
             memory.append(got["memory"])
     progress("http · done")
-    return {
+    from .http_report import evaluate_targets
+
+    section: dict[str, Any] = {
         "settings": asdict(hs),
         "configs": configs,
         "rows": rows,
@@ -391,3 +396,5 @@ def run_servers(servers: Sequence[ServerSpec], hs: HttpSettings, progress: Progr
         "load": {"before": load_before, "after": _uptime()},
         "elapsed_s": time.monotonic() - began,
     }
+    section["targets"] = evaluate_targets(section)
+    return section

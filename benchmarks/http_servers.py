@@ -204,7 +204,10 @@ def _need(module: str, extra: str = "bench") -> None:
         raise ServerUnavailable(msg)
 
 
-def _wsgi_command(server: str, app: str, workers: int) -> Callable[[int, dict[str, str]], list[str]]:
+Command = Callable[[int, dict[str, str]], list[str]]
+
+
+def _wsgi_command(server: str, app: str, workers: int) -> Command:
     target = f"benchmarks.http_apps:{app}_app"
 
     def command(port: int, env: dict[str, str]) -> list[str]:

@@ -31,6 +31,7 @@ create, 10% cancel of the client's newest task still running), ``poll`` and
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import multiprocessing
 import os
@@ -196,7 +197,7 @@ class Client:
             {
                 "io.modelcontextprotocol/protocolVersion": V2026,
                 "io.modelcontextprotocol/clientCapabilities": {"extensions": {TASKS_EXT: {}}},
-                "io.modelcontextprotocol/clientInfo": {"name": "tasks_store-loadgen", "version": "1"},
+                "io.modelcontextprotocol/clientInfo": {"name": "loadgen", "version": "1"},
             },
             separators=(",", ":"),
         )
@@ -483,7 +484,9 @@ async def _fill(clients: list[Client], job: dict[str, Any]) -> dict[str, Any]:
     return {"created": sum(len(m) for m in made), "elapsed_s": time.perf_counter() - began}
 
 
-async def _run_share(job: dict[str, Any], first: int, count: int, sync: Callable[[], float]) -> dict[str, Any]:
+async def _run_share(
+    job: dict[str, Any], first: int, count: int, sync: Callable[[], float]
+) -> dict[str, Any]:
     clients = [
         Client(job["host"], job["port"], job["path"], job["wire"], job["tool"], job["ttl_ms"],
                job["seed"] * 1000 + first + k)
@@ -511,10 +514,8 @@ async def _run_share(job: dict[str, Any], first: int, count: int, sync: Callable
     # measurement does not queue behind it
     for c in clients:
         for task_id in c.running:
-            try:
+            with contextlib.suppress(ProtocolFailure, ConnectionError, ValueError):
                 await c.call(c.cancel_bytes(task_id), "tasks/cancel")
-            except (ProtocolFailure, ConnectionError, ValueError):
-                pass
     errors: dict[str, int] = {}
     samples: list[str] = []
     for c in clients:

@@ -347,7 +347,9 @@ def build_tables(results: dict[str, Any]) -> list[Table]:
     tables = [make(results[key]) for key, make in makers if key in results]
     if results.get("targets"):
         tables.append(_targets_table(results["targets"]))
-    return tables
+    from . import http_report  # the http section's tables (it imports this module)
+
+    return tables + http_report.build_tables(results)
 
 
 # -- targets ---------------------------------------------------------------------
@@ -571,4 +573,6 @@ def write_plots(results: dict[str, Any], out: Path) -> list[Path]:
         fig.savefig(path, dpi=110)
         plt.close(fig)
         written.append(path)
-    return written
+    from . import http_report
+
+    return written + http_report.write_plots(results, out)
