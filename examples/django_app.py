@@ -97,7 +97,9 @@ def mcp_view(server: McpServer) -> Callable[[DjangoRequest], DjangoResponse]:
 
 
 SERVER = McpServer(
-    InMemoryTaskStore(), [Tool(name="whoami", fn=whoami, description="Say who the owner is.")]
+    InMemoryTaskStore(),
+    [Tool(name="whoami", fn=whoami, description="Say who the owner is.")],
+    allowed_hosts=["*"],  # Django has checked Host against its ALLOWED_HOSTS already
 )
 
 urlpatterns: list[URLPattern] = [path("api/mcp", mcp_view(SERVER))]

@@ -5,6 +5,7 @@ Start it (needs the ``examples`` extra: waitress and jsonschema)::
 
     python examples/wsgi_server.py --host 127.0.0.1 --port 8765 \\
         [--store memory|redis] [--redis-url URL] [--threads N] [--token NAME=SECRET ...]
+        [--allowed-host HOST ...]
 
 It serves ``http://HOST:PORT/mcp`` (2025-11-25: ``initialize`` first, then the
 ``Mcp-Session-Id`` it returns on every request; see docs/serving.md).
@@ -24,6 +25,10 @@ every request must carry ``Authorization: Bearer <secret>`` (401 otherwise),
 and the token's name is the authenticated user: the owner of their tasks in
 every session and on every worker.  :class:`BearerAuth` is the whole recipe:
 a WSGI middleware that sets ``REMOTE_USER``, which :class:`TasksApp` reads.
+
+Only loopback ``Host`` and ``Origin`` values are accepted (DNS-rebinding
+protection); ``--allowed-host mcp.example.com`` accepts another Host (bind
+with ``--host 0.0.0.0`` to serve other machines).
 
 ``--store redis`` keeps tasks and sessions on Redis, so several processes
 (started with the same ``--redis-url``) serve the same sessions and tasks.
@@ -132,10 +137,8 @@ class BearerAuth:
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         user = self.user_for(environ.get("HTTP_AUTHORIZATION"))
         if user is None:
-            body = json.dumps(
-                {"jsonrpc": "2.0", "error": {"code": -32600, "message": "Unauthorized: "
-                 "send Authorization: Bearer <token>"}}
-            ).encode()
+            error = {"code": -32600, "message": "Unauthorized: send Authorization: Bearer <token>"}
+            body = json.dumps({"jsonrpc": "2.0", "error": error}).encode()
             start_response(
                 "401 Unauthorized",
                 [
@@ -197,6 +200,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--store", choices=("memory", "redis"), default="memory")
     parser.add_argument("--redis-url", help="with --store redis (redis://127.0.0.1:6379/0)")
     parser.add_argument(
+        "--allowed-host",
+        action="append",
+        default=[],
+        metavar="HOST",
+        help="accept this Host header besides loopback ones (repeatable; '*' for any)",
+    )
+    parser.add_argument(
         "--token",
         action="append",
         default=[],
@@ -221,6 +231,7 @@ def main(argv: list[str] | None = None) -> None:
         tools,
         server_info={"name": "tasks_store-demo", "version": "1.0.0"},
         result_timeout=60.0,
+        allowed_hosts=args.allowed_host,
     )
     app = mcp.wsgi_app()
     served: WSGIApplication = BearerAuth(app, tokens) if tokens else app

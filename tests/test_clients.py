@@ -282,6 +282,7 @@ def test_bad_headers_get_the_transport_status(demo: Demo) -> None:
          {"Mcp-Session-Id": session, "MCP-Protocol-Version": "2025-06-18"}, "POST", 400),
         ("a foreign Origin", {"Mcp-Session-Id": session, "Origin": "http://evil.example"},
          "POST", 403),
+        ("a foreign Host", {"Mcp-Session-Id": session, "Host": "evil.example"}, "POST", 403),
         ("not JSON", {"Mcp-Session-Id": session, "Content-Type": "text/plain"}, "POST", 415),
         ("Accept without JSON", {"Mcp-Session-Id": session, "Accept": "text/event-stream"},
          "POST", 406),
@@ -292,6 +293,15 @@ def test_bad_headers_get_the_transport_status(demo: Demo) -> None:
         status, _, _ = via.send(ping if method == "POST" else None, headers, method)
         assert expected == status, label
     assert 200 == via.rpc(session, "ping")[0]  # the session is still fine
+
+
+def test_allowed_host_is_accepted(tmp_path: Path) -> None:
+    """--allowed-host adds a Host the demo answers; others stay 403."""
+    with Demo(tmp_path, "--allowed-host", "mcp.example.com") as demo:
+        via = Http(demo)
+        session = via.initialize({"Host": "mcp.example.com"})
+        assert 200 == via.rpc(session, "ping", headers={"Host": "mcp.example.com"})[0]
+        assert 403 == via.rpc(session, "ping", headers={"Host": "other.example.com"})[0]
 
 
 def test_bearer_tokens_map_to_owners(tmp_path: Path) -> None:
