@@ -753,11 +753,20 @@ def test_update_needs_input_responses(client: Client, extra: dict[str, Any]) -> 
 # -- owners --------------------------------------------------------------------------------
 
 
-def test_anonymous_needs_allow_anonymous(make_server: Callable[..., McpServer]) -> None:
-    client = Client(make_server(anonymous=False))
-    error = _expect_error(client.call("slow", {}, capabilities=TASKS), 200, -32602)
+def test_anonymous_needs_allow_anonymous(make_server: Callable[..., McpServer], gate: Gate) -> None:
+    """No anonymous tasks: an optional tool runs inline, a required one is refused."""
+    server = make_server(anonymous=False)
+    client = Client(server)
+    gate.released.set()
+    result = client.call("slow", {}, capabilities=TASKS).result
+    assert "complete" == result["resultType"]
+    assert "slow done" == result["content"][0]["text"]
+    error = _expect_error(client.call("required_job", {}, capabilities=TASKS), 200, -32602)
     assert "Anonymous" in error["message"]
     _expect_error(client.task("tasks/get", "t-1"), 200, -32602)
+    assert 0 == len(server.store)
+    created = Client(server, "dora").call("slow", {}, capabilities=TASKS).result
+    assert "task" == created["resultType"]  # a principal owns tasks as ever
 
 
 def test_principals_own_their_tasks(server: McpServer, gate: Gate) -> None:

@@ -42,7 +42,9 @@ Methods:
 * ``tools/call``: a client that declared the extension on this request
   gets a flat ``CreateTaskResult`` for a tool whose ``task_support`` is
   ``optional`` or ``required``; any other call runs inline and answers its
-  ``CallToolResult`` with ``resultType: "complete"``.  A legacy ``task``
+  ``CallToolResult`` with ``resultType: "complete"``.  An anonymous caller
+  of a store that keeps no anonymous tasks gets an ``optional`` tool
+  inline too (a ``required`` one: the store's -32602).  A legacy ``task``
   parameter is ignored.  Arguments that do not match ``inputSchema`` are a
   tool execution error (``isError: true``), as the 2026-07-28 tools page
   says.  An inline tool may return an ``InputRequiredResult``
@@ -96,6 +98,7 @@ from ..errors import (
     error_object,
 )
 from ..records import Task
+from ..security import ANONYMOUS_OWNERS
 from ..wire import check_json
 from .context import CallContext, TaskContext
 from .http import JSON_MEDIA_TYPE, HttpRequest, HttpResponse
@@ -380,9 +383,16 @@ def _tools_call(call: _Call) -> dict[str, Any]:
     except InvalidParams as exc:  # input validation: a tool execution error here
         return {"resultType": "complete", **tool_error_result(exc.message)}
     owner = call.owner
+    if as_task and tool.task_support == "optional" and not _may_own_tasks(call.server, owner):
+        as_task = False  # the store keeps no tasks for this caller: answer inline
     if as_task:
         return _start_task(call, tool, checked, owner)
     return _call_inline(call, tool, checked, owner)
+
+
+def _may_own_tasks(server: McpServer, owner: str) -> bool:
+    """Whether the store would create a task for *owner* (anonymous ones need it on)."""
+    return owner not in ANONYMOUS_OWNERS or server.store.security.allow_anonymous
 
 
 def _start_task(call: _Call, tool: Tool, arguments: dict[str, Any], owner: str) -> dict[str, Any]:
