@@ -210,9 +210,12 @@ class BaseTaskStore(StoreSettings, ABC, Generic[RefT]):
         at, store *new*, wake the task's waiters if *wake*, and return None;
         otherwise store nothing and return a handle on the current version.
         Raises :class:`NotFound` if the task is gone.
-    ``_lost_race(attempt)``
+    ``_lost_race(ref, attempt) -> ref``
         Optional: called after try *attempt* (from 0) lost, before the next
-        one (a back-off); does nothing by default.
+        one, with the handle the swap returned; returns the handle the next
+        try builds from.  A backend that backs off here must read the task
+        again after its pause (a handle from before it is likely stale).
+        By default: *ref*, at once.
     """
 
     #: Optimistic tries of a write whose build is costly (the variables
@@ -239,8 +242,9 @@ class BaseTaskStore(StoreSettings, ABC, Generic[RefT]):
         """Store *new* if *ref* is still current; see the class docstring."""
         raise NotImplementedError(f"{type(self).__name__} makes no optimistic writes")
 
-    def _lost_race(self, attempt: int) -> None:
-        """Called after optimistic try *attempt* lost, before the next; nothing by default."""
+    def _lost_race(self, ref: RefT, attempt: int) -> RefT:
+        """Return the handle the try after *attempt* builds from; *ref* by default."""
+        return ref
 
     # -- the two paths --------------------------------------------------------
 
@@ -267,9 +271,8 @@ class BaseTaskStore(StoreSettings, ABC, Generic[RefT]):
             newer = self._compare_and_swap(ref, new, wakes_waiters(old, new))
             if newer is None:
                 return old, new
-            ref = newer
             if attempt + 1 < tries:
-                self._lost_race(attempt)
+                ref = self._lost_race(newer, attempt)
         return None
 
     # -- the five writes ------------------------------------------------------

@@ -531,10 +531,21 @@ class RedisTaskStore(BaseTaskStore[_Version]):
         version, current = found
         return ref._replace(version=version, record=current)
 
-    def _lost_race(self, attempt: int) -> None:
-        """After the third lost try, a short random back-off: a hot task spreads its writers."""
-        if attempt >= 2:
-            time.sleep(random.uniform(0, min(0.02, 0.0005 * 2**attempt)))
+    def _lost_race(self, ref: _Version, attempt: int) -> _Version:
+        """
+        After the third lost try, a short random back-off, then a fresh read.
+
+        A hot task spreads its writers out; the version the swap returned is
+        older than the pause, so the next try reads the task again.
+        """
+        if attempt < 2:
+            return ref
+        time.sleep(random.uniform(0, min(0.02, 0.0005 * 2**attempt)))
+        found = self._read(ref.keys)
+        if found is None:
+            raise NotFound(ref.record.task.task_id)  # removed by cleanup_expired meanwhile
+        version, record = found
+        return ref._replace(version=version, record=record)
 
     def _write_locked(self, ref: _Version, build: Build) -> tuple[TaskRecord, TaskRecord]:
         """No lock to fall back on: every one of the optimistic tries lost."""
