@@ -159,6 +159,9 @@ _v2026_handler: Any = None
 def _load_v2026() -> Callable[[McpServer, HttpRequest, Any], HttpResponse] | None:
     """Return ``tasks_store.mcp.v2026.handle``, or None while that module does not exist."""
     global _v2026_handler
+    handler = _v2026_handler  # read without the lock once resolved
+    if handler is not None:
+        return None if handler is _V2026_MISSING else handler
     with _v2026_lock:
         if _v2026_handler is None:
             try:

@@ -173,6 +173,8 @@ class TasksApp:
                 raise TypeError(msg)
             self._server = server
         elif isinstance(server, TasksRpc):
+            if tools is not None:
+                check_tools(tools)  # a malformed table is a TypeError before anything else
             server = self._legacy_server(server, tools, runner)
             self._server = server
             if owner_from_environ is not None and principal_from_environ is not None:
@@ -183,7 +185,10 @@ class TasksApp:
             ):
                 principal_from_environ = _legacy_principal(owner_from_environ)
         else:
-            msg = f"server must be an McpServer, got {type(server).__name__}"
+            msg = (
+                "server must be an McpServer (or, in the deprecated form, rpc must be a "
+                f"TasksRpc), got {type(server).__name__}"
+            )
             raise TypeError(msg)
         self._principal = principal_from_environ or remote_user
 
