@@ -55,6 +55,11 @@ class ProtocolFailure(RuntimeError):
     """The server answered something the client cannot go on with."""
 
 
+#: The response headers the client reads (the line break before each, the colon after).
+_WANTED = (b"\r\ncontent-length:", b"\r\ntransfer-encoding:", b"\r\ncontent-type:",
+           b"\r\nmcp-session-id:")
+
+
 class _Conn(asyncio.Protocol):
     """One keep-alive HTTP/1.1 connection; one request in flight at a time."""
 
@@ -96,12 +101,16 @@ class _Conn(asyncio.Protocol):
         end = buf.find(b"\r\n\r\n")
         if end < 0:
             return None
-        head = bytes(buf[:end]).decode("latin-1").split("\r\n")
-        status = int(head[0].split(" ", 2)[1])
+        head = bytes(buf[: end + 2])
+        status = int(head[9:12])
+        lower = head.lower()
         headers: dict[str, str] = {}
-        for line in head[1:]:
-            name, _, value = line.partition(":")
-            headers[name.strip().lower()] = value.strip()
+        for name in _WANTED:  # only the headers the client reads
+            at = lower.find(name)
+            if at >= 0:
+                begin = at + len(name)
+                stop = head.find(b"\r\n", begin)
+                headers[name[2:-1].decode()] = head[begin:stop].strip().decode("latin-1")
         start = end + 4
         if status in (204, 304) or 100 <= status < 200:
             del buf[:start]
