@@ -51,7 +51,7 @@ def _steps(name: str, settings: sections.Settings, stores: int) -> int:
     per_store = {
         "latency": 8,
         "floor": 1,
-        "size": len(settings.sizes) * 4,
+        "size": len(settings.sizes) * 5,
         "threads": len(settings.thread_counts),
         "memory": 1,
     }

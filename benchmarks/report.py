@@ -216,7 +216,7 @@ def _size_table(section: dict[str, Any]) -> Table:
     headers += [f"{_size(s)}/{_size(first)}" for s in sizes[1:]]
     headers += [f"x {REFERENCE} at {_size(last)}"]
     out: list[list[str]] = []
-    for op in ("create", "get", "list", "cleanup_expired"):
+    for op in ("create", "get", "list", "cleanup_expired", "cleanup_one_owner"):
         ref = _lookup(rows, store=REFERENCE, op=op, size=last)
         ref_last = None if _missing(ref) or ref is None else ref["median"]
         for store in _stores(rows):
@@ -244,6 +244,8 @@ def _size_table(section: dict[str, Any]) -> Table:
         f"{section['probe_tasks']} tasks at every size.",
         "get reads the probe's tasks, list pages through the probe's tasks (50 a page), "
         "create adds to the probe owner, cleanup_expired removes 1% of the size.",
+        "cleanup_one_owner: one owner holds every task and cleanup_expired removes its "
+        "oldest 1% (the cost of removing keys from one owner's ordered index).",
         f"{MCP_NAME} has no owners: its list pages over every task.",
         "floor row: deleting the same number of known keys from a plain dict of that size "
         "under one lock, after the same 5 ms pause: the least any store's cleanup can cost.",
