@@ -93,7 +93,8 @@ def _throughput_table(section: dict[str, Any], workload: str, title: str, op: st
     clients: list[int] = list(section["settings"]["clients"])
     mid = 16 if 16 in clients else clients[-1]
     headers = ["server", "procs"] + [f"{c} clients req/s" for c in clients]
-    headers += [f"p50 / p99 ms @{mid}", f"x best peer @{mid}"]
+    lat_at = [mid] if workload != "get" or clients[-1] == mid else [mid, clients[-1]]
+    headers += [f"p50 / p99 ms @{c}" for c in lat_at] + [f"x best peer @{mid}"]
     if workload == "get":
         headers.append(f"x floor @{mid}")
     out: list[list[str]] = []
@@ -114,12 +115,14 @@ def _throughput_table(section: dict[str, Any], workload: str, title: str, op: st
                 cells.append("failed")
             else:
                 cells.append(_num(row["rps"]["median"]) + _range(row["rps"]))
+        for c in lat_at:
+            row = _row(section, name, workload, c)
+            if row is not None and "unavailable" not in row:
+                ops = row["ops"].get(op) or next(iter(row["ops"].values()), {})
+                cells.append(f"{_ms(ops.get('p50_ms'))} / {_ms(ops.get('p99_ms'))}")
+            else:
+                cells.append("n/a")
         row = _row(section, name, workload, mid)
-        if row is not None and "unavailable" not in row:
-            ops = row["ops"].get(op) or next(iter(row["ops"].values()), {})
-            cells.append(f"{_ms(ops.get('p50_ms'))} / {_ms(ops.get('p99_ms'))}")
-        else:
-            cells.append("n/a")
         value = _rps(row)
         cells.append("n/a" if value is None or best is None else f"{value / best[1]:.2f}x")
         if workload == "get":
