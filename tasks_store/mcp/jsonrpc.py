@@ -26,12 +26,34 @@ Responses to requests whose id cannot be read (parse errors, malformed
 envelopes) carry no ``id`` member: JSON-RPC 2.0 would send ``"id": null``,
 but the MCP schema's ``RequestId`` is a string or an integer, and its
 ``JSONRPCErrorResponse`` makes ``id`` optional.
+
+Strict JSON.  :func:`parse_message` is the one parser of a request body
+(``McpServer.handle`` and :meth:`TasksRpc.handle_json` use it).  It accepts
+only what RFC 8259 calls interoperable, and refuses the rest before any
+method sees it:
+
+- not UTF-8, not JSON, or nested too deeply: -32700, HTTP 400, no ``id``;
+- ``NaN``, ``Infinity``, ``-Infinity``: -32700, 400;
+- a number outside IEEE double range (``1e400``, an integer of more than
+  309 digits): -32700, 400;
+- a duplicate key in an object inside the message: -32700, 400;
+- a duplicate key in the request object itself: -32600, 400;
+- a lone surrogate escape (``"\\ud800"``) in the envelope (``jsonrpc``,
+  ``id``, ``method``, any key of the request object, or a non-object
+  message): -32600, 400, no ``id``;
+- a lone surrogate escape anywhere in ``params``: -32602, HTTP 200 under
+  the request's ``id`` (400 without a readable one).
+
+Each refusal is a :class:`BodyRejected` carrying the error, its HTTP status
+and the request id (when readable); none is logged with a traceback.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import re
+import sys
 from collections.abc import Callable, Iterator, Mapping
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
@@ -70,6 +92,7 @@ __all__ = [
     "MAX_TASK_ID_LENGTH",
     "METHOD_NOT_FOUND",
     "PARSE_ERROR",
+    "BodyRejected",
     "InvalidRequest",
     "MethodNotFound",
     "ParseError",
@@ -80,6 +103,7 @@ __all__ = [
     "error_object",
     "error_response",
     "parse_error_reason",
+    "parse_message",
     "wire_task_2025",
 ]
 
@@ -344,11 +368,9 @@ class TasksRpc:
         Never raises.
         """
         try:
-            text = body.decode("utf-8") if isinstance(body, bytes) else body
-            message = json.loads(text)
-        except (UnicodeDecodeError, ValueError, RecursionError) as exc:
-            parse_error = ParseError(f"Parse error: {parse_error_reason(exc)}")
-            return error_response(None, parse_error.to_jsonrpc_error())
+            message = parse_message(body)
+        except BodyRejected as exc:
+            return error_response(exc.request_id, exc.error.to_jsonrpc_error())
         return self.handle(message, owner_id)
 
     # -- envelope -------------------------------------------------------------
@@ -520,3 +542,177 @@ def parse_error_reason(exc: BaseException) -> str:
     if isinstance(exc, RecursionError):
         return "nested too deeply"
     return "invalid JSON"
+
+
+# -- strict JSON -----------------------------------------------------------------
+
+
+class BodyRejected(Exception):
+    """
+    A request body :func:`parse_message` refuses, and how to answer it.
+
+    Attributes:
+        error: the JSON-RPC error (:class:`ParseError`, :class:`InvalidRequest`
+            or :class:`InvalidParams`).
+        status: the HTTP status of the answer (400, or 200 when the request
+            id is readable and only ``params`` is at fault).
+        request_id: the id to answer under, or None (no ``id`` member).
+    """
+
+    def __init__(
+        self, error: TaskError, status: int = 400, request_id: str | int | None = None
+    ) -> None:
+        super().__init__(error.message)
+        self.error = error
+        self.status = status
+        self.request_id = request_id
+
+
+class _Refused(ValueError):
+    """Raised inside the decoder's hooks: the body is not strict JSON."""
+
+
+#: The largest finite double, as an int: an integer above it is out of range.
+_MAX_DOUBLE_INT = int(sys.float_info.max)
+#: Digits of _MAX_DOUBLE_INT: a longer integer is out of range at once.
+_MAX_DOUBLE_DIGITS = len(str(_MAX_DOUBLE_INT))
+#: A ``\\u`` escape of a UTF-16 surrogate (D800-DFFF): only such an escape can
+#: put a lone surrogate into decoded text (strict UTF-8 cannot).
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+
+
+def _parse_constant(name: str) -> Any:
+    raise _Refused(f"{name} is not JSON")
+
+
+def _parse_float(text: str) -> float:
+    value = float(text)
+    if value in (float("inf"), float("-inf")):
+        raise _Refused(f"the number {_clip(text, 40)} is outside the range of a double")
+    return value
+
+
+def _parse_int(text: str) -> int:
+    digits = len(text) - (text[0] == "-")
+    if digits > _MAX_DOUBLE_DIGITS or (
+        digits == _MAX_DOUBLE_DIGITS and abs(int(text)) > _MAX_DOUBLE_INT
+    ):
+        raise _Refused(f"an integer of {digits} digits is outside the range of a double")
+    return int(text)
+
+
+class _Duplicates:
+    """An ``object_pairs_hook`` that builds dicts and remembers those with a repeated key."""
+
+    __slots__ = ("found",)
+
+    def __init__(self) -> None:
+        self.found: list[tuple[dict[str, Any], str]] = []
+
+    def __call__(self, pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        obj = dict(pairs)
+        if len(obj) != len(pairs):
+            seen: set[str] = set()
+            for key, _ in pairs:
+                if key in seen:
+                    self.found.append((obj, key))
+                    break
+                seen.add(key)
+        return obj
+
+
+def _shown(key: str) -> str:
+    """A key for a message: ASCII only (it may hold a lone surrogate), clipped."""
+    return _clip(ascii(key), 60)
+
+
+def _has_lone_surrogate(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
+def _lone_surrogate_in(value: Any) -> bool:
+    """Whether any string (key or value) in the decoded JSON *value* holds a lone surrogate."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            if _has_lone_surrogate(item):
+                return True
+        elif isinstance(item, dict):
+            for key, inner in item.items():
+                if _has_lone_surrogate(key):
+                    return True
+                stack.append(inner)
+        elif isinstance(item, list):
+            stack.extend(item)
+    return False
+
+
+def parse_message(body: bytes | str) -> Any:
+    """
+    Decode one request body as strict JSON; see the module docstring.
+
+    Returns:
+        The decoded message (any JSON value: the envelope checks come after).
+
+    Raises:
+        BodyRejected: the body is not strict JSON, or holds a lone
+            surrogate; it says how to answer.
+
+    >>> parse_message(b'{"jsonrpc": "2.0", "id": 1, "method": "ping"}')["method"]
+    'ping'
+    >>> parse_message(b'{"x": NaN}')
+    Traceback (most recent call last):
+    ...
+    tasks_store.mcp.jsonrpc.BodyRejected: Parse error: NaN is not JSON
+    """
+    duplicates = _Duplicates()
+    try:
+        text = body.decode("utf-8") if isinstance(body, bytes) else body
+        message = json.loads(
+            text,
+            parse_constant=_parse_constant,
+            parse_float=_parse_float,
+            parse_int=_parse_int,
+            object_pairs_hook=duplicates,
+        )
+    except _Refused as exc:
+        raise BodyRejected(ParseError(f"Parse error: {exc}")) from None
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+        raise BodyRejected(ParseError(f"Parse error: {parse_error_reason(exc)}")) from None
+    for obj, key in duplicates.found:
+        if obj is not message:
+            msg = f"Parse error: duplicate key {_shown(key)} in an object"
+            raise BodyRejected(ParseError(msg))
+    if duplicates.found:
+        key = duplicates.found[0][1]
+        msg = f"Invalid request: duplicate key {_shown(key)} in the request object"
+        raise BodyRejected(InvalidRequest(msg))
+    raw = body if isinstance(body, bytes) else body.encode("utf-8", "surrogatepass")
+    if _SURROGATE_ESCAPE.search(raw) is not None:
+        _check_surrogates(message)
+    return message
+
+
+def _check_surrogates(message: Any) -> None:
+    """Refuse a lone surrogate: in ``params`` -32602 (under the id), elsewhere -32600."""
+    if not isinstance(message, dict):
+        if _lone_surrogate_in(message):
+            msg = "Invalid request: a string holds a lone surrogate (not Unicode text)"
+            raise BodyRejected(InvalidRequest(msg))
+        return
+    for key, value in message.items():
+        if key == "params" or not (_has_lone_surrogate(key) or _lone_surrogate_in(value)):
+            continue
+        msg = "Invalid request: the request object holds a lone surrogate (not Unicode text)"
+        raise BodyRejected(InvalidRequest(msg))
+    if "params" in message and _lone_surrogate_in(message["params"]):
+        request_id = message.get("id")
+        if not _is_request_id(request_id):
+            request_id = None
+        msg = "Invalid params: a string in params holds a lone surrogate (not Unicode text)"
+        raise BodyRejected(InvalidParams(msg), 200 if request_id is not None else 400, request_id)

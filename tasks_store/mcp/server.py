@@ -11,7 +11,8 @@ generation and hands the message to it:
    ``GET`` (no server-initiated stream) and anything else -> 405.
 3. ``Content-Type`` not ``application/json`` -> 415; an ``Accept`` that
    rules out JSON -> 406.
-4. The body must be UTF-8 JSON -> otherwise 400 with -32700.
+4. The body must be strict UTF-8 JSON (:func:`~tasks_store.mcp.jsonrpc.parse_message`)
+   -> otherwise 400 with -32700 (or -32600 / -32602 as that function says).
 5. The generation (:func:`protocol_generation`): 2026-07-28 when the
    ``MCP-Protocol-Version`` header is not a 2025-or-older version, or when
    ``params._meta["io.modelcontextprotocol/protocolVersion"]`` is present;
@@ -45,13 +46,13 @@ from types import MappingProxyType, TracebackType
 from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import urlsplit
 
-from ..errors import INTERNAL_MESSAGE, InvalidRequest, MethodNotFound, ParseError, TaskError
+from ..errors import INTERNAL_MESSAGE, InvalidRequest, MethodNotFound, TaskError
 from ..security import DEFAULT_LOCAL_OWNER
 from ..store import TaskStore
 from ..store._base import require_store
 from ..store.sessions import SessionStore, check_session_store, sessions_for
 from .http import JSON_MEDIA_TYPE, HttpRequest, HttpResponse
-from .jsonrpc import TasksRpc, error_response, parse_error_reason
+from .jsonrpc import BodyRejected, TasksRpc, error_response, parse_message
 from .runner import TaskRunner
 from .tools import Tool, ToolRegistry
 
@@ -399,9 +400,9 @@ class McpServer:
                 406, InvalidRequest(f"Accept must allow {JSON_MEDIA_TYPE}: got {_clip(accept)}")
             )
         try:
-            message = json.loads(request.body.decode("utf-8"))
-        except (UnicodeDecodeError, ValueError, RecursionError) as exc:
-            return error_reply(400, ParseError(f"Parse error: {parse_error_reason(exc)}"))
+            message = parse_message(request.body)  # strict JSON: see jsonrpc.parse_message
+        except BodyRejected as exc:
+            return error_reply(exc.status, exc.error, exc.request_id)
         if protocol_generation(request, message) == GENERATION_2026:
             handler = _load_v2026()
             if handler is None:

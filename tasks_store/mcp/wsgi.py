@@ -298,7 +298,7 @@ class TasksApp:
         length_text = str(environ.get("CONTENT_LENGTH") or "").strip()
         stream = environ["wsgi.input"]
         if length_text:
-            if not length_text.isdigit():
+            if not (length_text.isascii() and length_text.isdigit()):  # "²" is a digit too
                 return error_reply(400, InvalidRequest("Invalid Content-Length"))
             length = int(length_text)
             if length > limit:
