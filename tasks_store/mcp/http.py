@@ -39,6 +39,7 @@ REASONS: Mapping[int, str] = MappingProxyType(
         411: "Length Required",
         413: "Content Too Large",
         415: "Unsupported Media Type",
+        429: "Too Many Requests",
         500: "Internal Server Error",
     }
 )

@@ -79,6 +79,13 @@ from ..records import RELATED_TASK_META_KEY, JsonRpcError, TaskRecord
 from ..status import TaskStatus
 from ..store import TaskStore
 from ..store._base import require_store
+from .limits import (
+    BlockingGate,
+    ClientDisconnected,
+    TooManyBlockingCalls,
+    current_probe,
+    wait_for_end,
+)
 from .tools import Tool, ToolFn, ToolRegistry, answer_tools_call, check_tools
 
 if TYPE_CHECKING:
@@ -243,8 +250,16 @@ class TasksRpc:
             ``timeout`` and the task's current ``status``: the task goes on,
             and the client polls ``tasks/get`` or asks again.
 
+        gate: bounds how many ``tasks/result`` calls wait at once (in all and
+            per owner); None: no bound.  A call over it is answered at once
+            with -32603 and the task's current ``status`` in ``data``.
+        disconnect_check_s: how often a waiting ``tasks/result`` asks whether
+            its client hung up (where the WSGI server can tell; see
+            :mod:`tasks_store.mcp.limits`).
+
     Raises:
         ValueError: *result_timeout* is negative or not a number.
+        TypeError: *gate* is not a :class:`BlockingGate`.
 
     Thread-safe: one instance serves every request thread.
     """
@@ -256,6 +271,8 @@ class TasksRpc:
         result_timeout: float | None = 60.0,
         tools: Mapping[str, ToolFn] | None = None,
         runner: TaskRunner | None = None,
+        gate: BlockingGate | None = None,
+        disconnect_check_s: float = 0.5,
     ) -> None:
         if result_timeout is not None and (
             isinstance(result_timeout, bool)
@@ -277,6 +294,11 @@ class TasksRpc:
             for name, fn in self._tools.items()
         )
         self._runner = runner
+        if gate is not None and not isinstance(gate, BlockingGate):
+            msg = f"gate must be a BlockingGate or None, got {type(gate).__name__}"
+            raise TypeError(msg)
+        self._gate = gate
+        self._disconnect_check_s = disconnect_check_s
         self._methods: Mapping[str, Callable[[dict[str, Any], str], dict[str, Any]]] = {
             "tasks/get": self._tasks_get,
             "tasks/result": self._tasks_result,
@@ -314,8 +336,9 @@ class TasksRpc:
             A new :class:`TasksRpc`; this one is unchanged.
         """
         return TasksRpc(
-            self._store, result_timeout=self._result_timeout, tools=tools, runner=runner
-        )
+            self._store, result_timeout=self._result_timeout, tools=tools, runner=runner,
+            gate=self._gate, disconnect_check_s=self._disconnect_check_s,
+        )  # fmt: skip
 
     # -- entry points ---------------------------------------------------------
 
@@ -434,16 +457,9 @@ class TasksRpc:
     def _tasks_result(self, params: dict[str, Any], owner_id: str) -> dict[str, Any]:
         task_id = _task_id(params)
         store = self._store
-        try:
-            store.wait(task_id, owner_id, timeout=self._result_timeout)
-        except WaitTimeout as exc:
-            error = exc.to_jsonrpc_error()
-            try:
-                status = store.get(task_id, owner_id).status.value
-            except NotFound:
-                raise exc from None
-            error["data"] = {**error.get("data", {}), "status": status}
-            raise _Answer(error) from None
+        record = store.get(task_id, owner_id)
+        if not record.status.is_terminal:
+            self._wait_for_end(record, owner_id)
         result = store.get_result(task_id, owner_id)
         if isinstance(result, JsonRpcError):
             raise _Answer(result.to_dict())
@@ -455,6 +471,44 @@ class TasksRpc:
         meta = dict(meta) if isinstance(meta, dict) else {}
         meta[RELATED_TASK_META_KEY] = {"taskId": task_id}
         return {**result, "_meta": meta}
+
+    def _wait_for_end(self, record: TaskRecord, owner_id: str) -> None:
+        """
+        Block until the task ends, holding a gate slot; answer at once when none is free.
+
+        Over the gate's limit, or when ``result_timeout`` runs out, the answer
+        is -32603 with the task's current ``status`` in ``data`` (the task
+        goes on).  A client that hangs up ends the wait (:class:`ClientDisconnected`).
+        """
+        task_id = record.task.task_id
+        store = self._store
+        slot = None
+        if self._gate is not None:
+            try:
+                slot = self._gate.acquire(owner_id, "tasks/result")
+            except TooManyBlockingCalls as exc:
+                error = exc.to_jsonrpc_error()
+                error["data"] = {**error["data"], "taskId": task_id, "status": record.status.value}
+                raise _Answer(error) from None
+        try:
+            wait_for_end(
+                store, task_id, owner_id, timeout=self._result_timeout,
+                probe=current_probe(), check_every=self._disconnect_check_s,
+            )  # fmt: skip
+        except WaitTimeout as exc:
+            error = exc.to_jsonrpc_error()
+            try:
+                status = store.get(task_id, owner_id).status.value
+            except NotFound:
+                raise exc from None
+            error["data"] = {**error.get("data", {}), "status": status}
+            raise _Answer(error) from None
+        except ClientDisconnected:
+            logger.info("task %s: tasks/result ended: the client disconnected", task_id)
+            raise
+        finally:
+            if slot is not None:
+                slot.release()
 
     def _tasks_list(self, params: dict[str, Any], owner_id: str) -> dict[str, Any]:
         cursor = params.get("cursor")

@@ -50,9 +50,11 @@ from ..errors import INTERNAL_MESSAGE, InvalidRequest, MethodNotFound, TaskError
 from ..security import DEFAULT_LOCAL_OWNER
 from ..store import TaskStore
 from ..store._base import require_store
+from ..store.ratelimit import RateLimited
 from ..store.sessions import SessionStore, check_session_store, sessions_for
 from .http import JSON_MEDIA_TYPE, HttpRequest, HttpResponse
 from .jsonrpc import BodyRejected, TasksRpc, error_response, parse_message
+from .limits import BlockingGate, RateGuard, ServerLimits
 from .runner import TaskRunner
 from .tools import Tool, ToolRegistry
 
@@ -206,6 +208,9 @@ class McpServer:
             accepted.
         tools_page_size: tools per ``tools/list`` page.
         max_workers: threads of the runner the server makes.
+        limits: blocking-call bounds and rate limits
+            (:class:`~tasks_store.mcp.limits.ServerLimits`; by default at most
+            4 blocking calls at once, 2 per owner, and no rate limit).
 
     Raises:
         TypeError: *store*, *tools*, *runner* or *sessions* of the wrong type.
@@ -230,6 +235,7 @@ class McpServer:
         allowed_hosts: Iterable[str] = (),
         tools_page_size: int = 100,
         max_workers: int = 8,
+        limits: ServerLimits | None = None,
     ) -> None:
         self._store = require_store(store)
         if tools is None:
@@ -247,7 +253,18 @@ class McpServer:
             msg = f"instructions must be a str or None, got {type(instructions).__name__}"
             raise TypeError(msg)
         self._instructions = instructions
-        self._rpc = TasksRpc(self._store, result_timeout=result_timeout)
+        if limits is not None and not isinstance(limits, ServerLimits):
+            msg = f"limits must be a ServerLimits, got {type(limits).__name__}"
+            raise TypeError(msg)
+        self._limits = ServerLimits() if limits is None else limits
+        self._gate = BlockingGate(
+            total=self._limits.max_blocking, per_owner=self._limits.max_blocking_per_owner
+        )
+        self._rate_guard = RateGuard(self._store, self._limits.rate_limits)
+        self._rpc = TasksRpc(
+            self._store, result_timeout=result_timeout, gate=self._gate,
+            disconnect_check_s=self._limits.disconnect_check_s,
+        )  # fmt: skip
         if isinstance(tools_page_size, bool) or not isinstance(tools_page_size, int) or (
             tools_page_size < 1
         ):
@@ -328,6 +345,19 @@ class McpServer:
         """Tools per ``tools/list`` page."""
         return self._tools_page_size
 
+    @property
+    def limits(self) -> ServerLimits:
+        """The blocking-call bounds and rate limits in force."""
+        return self._limits
+
+    @property
+    def gate(self) -> BlockingGate:
+        """
+        The bound on blocking calls: ``with server.gate.acquire(owner, "stream"):``
+        around anything that holds a thread waiting (see :mod:`tasks_store.mcp.limits`).
+        """
+        return self._gate
+
     # -- owners and logs ------------------------------------------------------
 
     def owner_for(self, principal: str | None, session_id: str | None) -> str:
@@ -403,7 +433,12 @@ class McpServer:
             message = parse_message(request.body)  # strict JSON: see jsonrpc.parse_message
         except BodyRejected as exc:
             return error_reply(exc.status, exc.error, exc.request_id)
-        if protocol_generation(request, message) == GENERATION_2026:
+        generation = protocol_generation(request, message)
+        if self._limits.rate_limits.enabled:
+            refused = self._charge(request, message, generation)
+            if refused is not None:
+                return refused
+        if generation == GENERATION_2026:
             handler = _load_v2026()
             if handler is None:
                 error = MethodNotFound("Protocol 2026-07-28 is not served yet")
@@ -412,6 +447,17 @@ class McpServer:
         from . import v2025
 
         return v2025.handle(self, request, message)
+
+    def _charge(self, request: HttpRequest, message: Any, generation: str) -> HttpResponse | None:
+        """Charge a task operation to its owner's rate limits; the 429 reply if over one."""
+        session = request.header("mcp-session-id") if generation == GENERATION_2025 else None
+        owner = self.owner_for(request.principal, session.strip() if session else None)
+        try:
+            self._rate_guard.charge(request, message, generation, owner, self._tools)
+        except RateLimited as exc:
+            retry = (("Retry-After", exc.retry_after_header),)
+            return error_reply(429, exc, _readable_id(message), retry)
+        return None
 
     def origin_allowed(self, origin: str) -> bool:
         """Return whether an ``Origin`` header value is accepted (loopback or listed)."""

@@ -48,6 +48,7 @@ from ..errors import INTERNAL_MESSAGE, InvalidRequest, TaskError
 from ..security import ANONYMOUS_OWNERS, resolve_owner_id
 from .http import HttpRequest, HttpResponse
 from .jsonrpc import TasksRpc, _inline_ctx_none
+from .limits import connection_scope
 from .runner import TaskRunner
 from .server import McpServer, error_reply
 from .tools import Tool, ToolFn, check_tools
@@ -251,7 +252,8 @@ class TasksApp:
     ) -> Iterable[bytes]:
         """Answer one HTTP request."""
         try:
-            response = self._respond(environ)
+            with connection_scope(environ):  # blocking calls see a client hang up
+                response = self._respond(environ)
         except Exception:
             logger.exception("internal error in TasksApp")
             response = error_reply(500, TaskError(INTERNAL_MESSAGE))
