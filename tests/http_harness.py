@@ -16,7 +16,7 @@ import http.client
 import json
 import threading
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from typing import Any
 
 import attrs
@@ -70,8 +70,12 @@ def serve(app: Any, *, threads: int = 8, **adjustments: Any) -> Iterator[Served]
     try:
         yield Served(port, threads)
     finally:
-        server.trigger.pull_trigger(lambda: wasyncore.close_all(server._map))  # type: ignore[union-attr]
-        thread.join(WAIT)
+        if thread.is_alive():
+            with suppress(OSError):  # the loop already closed its trigger: it is ending anyway
+                server.trigger.pull_trigger(  # type: ignore[union-attr]
+                    lambda: wasyncore.close_all(server._map)  # type: ignore[union-attr]
+                )
+            thread.join(WAIT)
         server.task_dispatcher.shutdown()  # type: ignore[union-attr]
 
 

@@ -50,6 +50,7 @@ from ..errors import INTERNAL_MESSAGE, InvalidRequest, MethodNotFound, TaskError
 from ..security import DEFAULT_LOCAL_OWNER
 from ..store import TaskStore
 from ..store._base import require_store
+from ..store.janitor import Janitor
 from ..store.ratelimit import RateLimited
 from ..store.sessions import SessionStore, check_session_store, sessions_for
 from .http import JSON_MEDIA_TYPE, HttpRequest, HttpResponse
@@ -211,6 +212,9 @@ class McpServer:
         limits: blocking-call bounds and rate limits
             (:class:`~tasks_store.mcp.limits.ServerLimits`; by default at most
             4 blocking calls at once, 2 per owner, and no rate limit).
+        janitor_interval: seconds between two sweeps of a background
+            :class:`~tasks_store.store.janitor.Janitor` (``cleanup_expired``
+            and lease recovery), stopped by :meth:`close`; None for none.
 
     Raises:
         TypeError: *store*, *tools*, *runner* or *sessions* of the wrong type.
@@ -236,6 +240,7 @@ class McpServer:
         tools_page_size: int = 100,
         max_workers: int = 8,
         limits: ServerLimits | None = None,
+        janitor_interval: float | None = None,
     ) -> None:
         self._store = require_store(store)
         if tools is None:
@@ -297,6 +302,9 @@ class McpServer:
                 raise TypeError(msg)
         self._allowed_hosts = frozenset(h.strip().lower() for h in hosts)
         self._log_key = secrets.token_bytes(32)
+        self._janitor: Janitor | None = None
+        if janitor_interval is not None:
+            self.start_janitor(janitor_interval)
 
     # -- properties -----------------------------------------------------------
 
@@ -501,8 +509,27 @@ class McpServer:
             self, principal_from_environ=principal_from_environ, max_body_bytes=max_body_bytes
         )
 
+    def start_janitor(self, interval: float = 30.0) -> Janitor:
+        """
+        Start (once) a background janitor sweeping every *interval* seconds; :meth:`close` stops it.
+
+        It recovers from the runner's lease table (and the store's, for
+        other processes' runners); see :mod:`tasks_store.store.janitor`.
+        """
+        if self._janitor is None or not self._janitor.running:
+            leases = self._runner.leases
+            self._janitor = Janitor(self._store, interval=interval, leases=leases).start()
+        return self._janitor
+
+    @property
+    def janitor(self) -> Janitor | None:
+        """The background janitor, if one was started."""
+        return self._janitor
+
     def close(self, *, wait: bool = True, cancel: bool = False) -> None:
-        """Shut down the runner the server made, if any; see :meth:`TaskRunner.shutdown`."""
+        """Stop the janitor; shut down the runner the server made (:meth:`TaskRunner.shutdown`)."""
+        if self._janitor is not None:
+            self._janitor.stop()
         if self._owned_runner is not None:
             self._owned_runner.shutdown(wait=wait, cancel=cancel)
 
