@@ -330,7 +330,8 @@ def write_plots(results: dict[str, Any], out: Path) -> list[Path]:
     clients = list(section["settings"]["clients"])
     fig, axes = plt.subplots(1, 3, figsize=(15, 5.2))
     names = [c["name"] for c in _configs(section) if "unavailable" not in c]
-    colours = {name: f"C{i % 10}" for i, name in enumerate(names)}
+    palette = plt.get_cmap("tab20").colors  # 20 distinct colours: one per server
+    colours = {name: palette[i % len(palette)] for i, name in enumerate(names)}
     for ax, workload in zip(axes, ("get", "create", "mixed"), strict=True):
         for config in _configs(section):
             if "unavailable" in config or (config["kind"] == "floor" and workload != "get"):
