@@ -38,6 +38,7 @@ from .wire import check_json, compact_json, format_timestamp
 __all__ = [
     "DEFAULT_PAGE_SIZE",
     "MAX_PAGE_SIZE",
+    "MAX_TTL_MS",
     "check_caller",
     "check_limit",
     "check_message",
@@ -65,6 +66,12 @@ __all__ = [
 
 DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 1000
+#: The longest TTL any store represents, in ms (10**14 ms, about 3,170 years),
+#: whatever ``max_ttl_ms`` says.  Creation time plus TTL stays a
+#: :class:`~datetime.datetime` (year 9999 at the latest) for clocks before
+#: year 6800, and an integer that a double (Lua's number, Redis's scripts)
+#: holds exactly, retention included; a longer TTL is refused, never clamped.
+MAX_TTL_MS = 10**14
 
 
 # -- arguments ----------------------------------------------------------------
@@ -173,19 +180,27 @@ def resolve_ttl(ttl: object, config: StoreConfig) -> int | None:
     Return the TTL in ms for a new task (None: unlimited).
 
     None asks for the store's default.  A TTL above the ceiling is refused,
-    never clamped.
+    never clamped, and so is one above :data:`MAX_TTL_MS`, the longest any
+    store can represent (checked after the ceiling, so a configured ceiling
+    still answers :class:`TtlExceeded`).
 
     Raises:
-        InvalidParams: *ttl* is not an int >= 0 (bools are refused).
+        InvalidParams: *ttl* is not an int >= 0 (bools are refused), or it
+            (or the default it stands for) is above :data:`MAX_TTL_MS`.
         TtlExceeded: *ttl* is above ``config.max_ttl_ms``.
     """
     if ttl is None:
-        return config.default_ttl_ms
-    if type(ttl) is not int or ttl < 0:
+        ttl = config.default_ttl_ms
+        if ttl is None or ttl <= MAX_TTL_MS:
+            return ttl
+    elif type(ttl) is not int or ttl < 0:
         msg = f"ttl must be an int of milliseconds >= 0 or None, got {ttl!r}"
         raise InvalidParams(msg)
-    if config.max_ttl_ms is not None and ttl > config.max_ttl_ms:
+    elif config.max_ttl_ms is not None and ttl > config.max_ttl_ms:
         raise TtlExceeded(ttl, config.max_ttl_ms)
+    if ttl > MAX_TTL_MS:
+        msg = f"ttl must be at most {MAX_TTL_MS} ms (about 3,170 years), got {ttl!r}"
+        raise InvalidParams(msg)
     return ttl
 
 
