@@ -23,12 +23,13 @@ from __future__ import annotations
 import logging
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Mapping
-from contextlib import AbstractContextManager
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import AbstractContextManager, contextmanager
 from typing import Any, ClassVar, Generic, Protocol, TypeVar, runtime_checkable
 
 from .. import rules
 from ..config import StoreConfig, TaskSecurityConfig
+from ..errors import InvalidParams, StoreError
 from ..records import TaskPage, TaskRecord
 from ..status import TaskStatus, coerce_status
 from ..wire import dump_result
@@ -36,6 +37,7 @@ from ..wire import dump_result
 __all__ = [
     "BaseTaskStore",
     "Build",
+    "Change",
     "LockedTaskStore",
     "StoreSettings",
     "TaskStore",
@@ -145,6 +147,53 @@ class StoreSettings:
 #: A write's rules: the record to store in place of the current one (or raise).
 Build = Callable[[TaskRecord], TaskRecord]
 
+
+class Change:
+    """
+    One write, as its rules (:attr:`build`) and as data.
+
+    :attr:`build` is the whole rule: ``build(current)`` returns the record to
+    store in place of *current*, or raises the write's error.  The other
+    attributes say the same change as plain values, for a backend that
+    applies it in one step on its own side (:meth:`BaseTaskStore._apply`, a
+    Redis script) instead of storing what ``build`` returned:
+
+    - ``status``: the status the task moves to (None: unchanged; the move
+      must be in the transition table of :mod:`tasks_store.status`);
+    - ``sets_message``/``message``: whether ``statusMessage`` is replaced,
+      and by what (None clears it);
+    - ``result_json``: the result stored (None: unchanged; a task that has
+      ended refuses it);
+    - ``now_ms``: the write's one clock reading, its ``lastUpdatedAt`` and
+      the instant expiry is judged at;
+    - ``costly``: the rule is costly to run (the variables merge); such a
+      change has no data form and is always stored from ``build``.
+
+    Every change also refuses an expired task.
+    """
+
+    __slots__ = ("build", "costly", "message", "now_ms", "result_json", "sets_message", "status")
+
+    def __init__(
+        self,
+        build: Build,
+        now_ms: int,
+        *,
+        status: TaskStatus | None = None,
+        sets_message: bool = False,
+        message: str | None = None,
+        result_json: str | None = None,
+        costly: bool = False,
+    ) -> None:
+        self.build = build
+        self.now_ms = now_ms
+        self.status = status
+        self.sets_message = sets_message
+        self.message = message
+        self.result_json = result_json
+        self.costly = costly
+
+
 #: What a backend needs to write one task back: its id, the version it read.
 RefT = TypeVar("RefT")
 
@@ -162,15 +211,23 @@ class BaseTaskStore(StoreSettings, ABC, Generic[RefT]):
     ``complete_with_result`` and ``cancel`` each check in the contract's
     order (module docstring): :meth:`_read_for_write` checks the ids' types
     and the owner (:class:`NotFound`); then the write checks its other
-    arguments, encodes a result, and reads the clock once; then :meth:`_write`
-    replaces the record by ``build(current)``, where ``build`` applies the
-    operation's rules from :mod:`tasks_store.rules` (expiry first).
-    :meth:`_write` logs a status change (:func:`log_status`) once the change
-    is stored, outside any lock, and asks the backend to wake the task's
-    waiters exactly when :func:`wakes_waiters` says so.
+    arguments (a bad one after :meth:`_found`), encodes a result, and reads
+    the clock once; then :meth:`_write` replaces the record by
+    ``change.build(current)``, where ``build`` applies the operation's rules
+    from :mod:`tasks_store.rules` (expiry first) and :class:`Change` says
+    the same change as data.  :meth:`_write` logs a status change
+    (:func:`log_status`) once the change is stored, outside any lock, and
+    asks the backend to wake the task's waiters exactly when
+    :func:`wakes_waiters` says so.
 
-    Two paths store the new record:
+    Three paths store the new record:
 
+    - **applied** (:meth:`_write_applied`): a backend that can apply a cheap
+      change in one atomic step on its own side (:meth:`_apply`: one Redis
+      script, one round trip) does so; the record returned is still
+      ``build``'s, from the record the backend judged, and a refusal raises
+      ``build``'s own error.  Tried first; a backend without it takes the
+      other two.
     - **optimistic** (:meth:`_write_optimistic`): build outside any lock from
       the record last read, and swap it in only if that record is still the
       current one; otherwise build again from the current record.  At most
@@ -189,6 +246,9 @@ class BaseTaskStore(StoreSettings, ABC, Generic[RefT]):
         :class:`AnonymousAccessDenied`, and :class:`NotFound` alike for an
         unknown id and another owner's (logging the latter with
         :func:`log_foreign`).  Changes nothing; holds no lock on return.
+        A backend with :meth:`_apply` may return a handle that has not read
+        the task yet (then :meth:`_found`, :meth:`_apply` and
+        :meth:`_record_at` raise the :class:`NotFound`).
     ``_write_locked(ref, build) -> (old, new)``
         Atomically with respect to every other write of the task: read its
         current record *old* (not the one *ref* was read at), store
@@ -204,18 +264,37 @@ class BaseTaskStore(StoreSettings, ABC, Generic[RefT]):
     and, if it sets :attr:`_costly_tries` or :attr:`_cheap_tries` above 0:
 
     ``_record_at(ref) -> record``
-        The record *ref* was read at.  No I/O.
+        The record *ref* was read at.  No I/O, unless the handle has not
+        read the task yet (see ``_read_for_write``): then it reads it.
     ``_compare_and_swap(ref, new, wake) -> ref | None``
         Atomically: if the task's record is still the version *ref* was read
         at, store *new*, wake the task's waiters if *wake*, and return None;
         otherwise store nothing and return a handle on the current version.
         Raises :class:`NotFound` if the task is gone.
-    ``_lost_race(ref, attempt) -> ref``
+    ``_lost_race(ref, attempt) -> ref | None``
         Optional: called after try *attempt* (from 0) lost, before the next
         one, with the handle the swap returned; returns the handle the next
-        try builds from.  A backend that backs off here must read the task
-        again after its pause (a handle from before it is likely stale).
-        By default: *ref*, at once.
+        try builds from, or None to stop trying and take the locked path at
+        once (another writer holds the task's lock).  A backend that backs
+        off here must read the task again after its pause (a handle from
+        before it is likely stale).  By default: *ref*, at once.
+
+    and, to apply changes on its own side:
+
+    ``_apply(ref, change) -> (applied, current) | None``
+        Optional: apply a cheap *change* (:class:`Change`) in one atomic
+        step, checking what its rules check (expiry, then the transition
+        table or "not terminal"), and return whether it was applied and the
+        record *current* it was judged against; None to take the paths
+        above.  The write path then runs ``change.build(current)``: the
+        stored record when applied, the rule's own error when refused.
+        Raises :class:`NotFound` if the task is missing or another owner's.
+    ``_found(ref)``
+        Optional: raise :class:`NotFound` if the task is missing or another
+        owner's (logging the latter).  For a backend whose
+        ``_read_for_write`` does not read: a write whose arguments are bad
+        calls it first, so that a foreign caller still gets
+        :class:`NotFound`.  By default nothing (the read already checked).
     """
 
     #: Optimistic tries of a write whose build is costly (the variables
@@ -242,20 +321,68 @@ class BaseTaskStore(StoreSettings, ABC, Generic[RefT]):
         """Store *new* if *ref* is still current; see the class docstring."""
         raise NotImplementedError(f"{type(self).__name__} makes no optimistic writes")
 
-    def _lost_race(self, ref: RefT, attempt: int) -> RefT:
+    def _lost_race(self, ref: RefT, attempt: int) -> RefT | None:
         """Return the handle the try after *attempt* builds from; *ref* by default."""
         return ref
 
-    # -- the two paths --------------------------------------------------------
+    def _apply(self, ref: RefT, change: Change) -> tuple[bool, TaskRecord] | None:
+        """Apply *change* on the backend's side; None by default (not supported)."""
+        return None
 
-    def _write(self, ref: RefT, build: Build, *, costly: bool) -> TaskRecord:
-        """Replace the task's record by ``build(current)``; log a status change."""
-        tries = self._costly_tries if costly else self._cheap_tries
-        done = self._write_optimistic(ref, build, tries) if tries else None
-        old, new = self._write_locked(ref, build) if done is None else done
+    def _found(self, ref: RefT) -> None:
+        """Raise NotFound if the task is missing or another owner's; nothing by default."""
+
+    @contextmanager
+    def _arguments(self, ref: RefT) -> Iterator[None]:
+        """Check a write's other arguments: a bad one raises, after NotFound if due."""
+        try:
+            yield
+        except InvalidParams:
+            self._found(ref)
+            raise
+
+    # -- the paths ------------------------------------------------------------
+
+    def _write(self, ref: RefT, change: Change) -> TaskRecord:
+        """Replace the task's record by ``change.build(current)``; log a status change."""
+        done = self._write_applied(ref, change)
+        if done is None:
+            build = change.build
+            tries = self._costly_tries if change.costly else self._cheap_tries
+            done = self._write_optimistic(ref, build, tries) if tries else None
+            if done is None:
+                done = self._write_locked(ref, build)
+        old, new = done
         if new.task.status is not old.task.status:
             log_status(old, new)
         return new
+
+    def _write_applied(
+        self, ref: RefT, change: Change
+    ) -> tuple[TaskRecord, TaskRecord] | None:
+        """
+        Let the backend apply *change* itself (:meth:`_apply`); None if it does not.
+
+        The record returned is the rules' (``change.build``) from the one
+        the backend judged; a refusal raises the rules' own error.
+        """
+        if change.costly:
+            return None
+        outcome = self._apply(ref, change)
+        if outcome is None:
+            return None
+        applied, current = outcome
+        try:
+            new = change.build(current)
+        except Exception as exc:
+            if not applied:
+                raise  # the rule's own error, as every backend raises it
+            msg = f"Task {current.task.task_id}: a change was stored that the rules refuse"
+            raise StoreError(msg) from exc
+        if not applied:
+            msg = f"Task {current.task.task_id}: a change the rules allow was refused"
+            raise StoreError(msg)
+        return current, new
 
     def _write_optimistic(
         self, ref: RefT, build: Build, tries: int
@@ -272,7 +399,10 @@ class BaseTaskStore(StoreSettings, ABC, Generic[RefT]):
             if newer is None:
                 return old, new
             if attempt + 1 < tries:
-                ref = self._lost_race(newer, attempt)
+                after = self._lost_race(newer, attempt)
+                if after is None:
+                    break
+                ref = after
         return None
 
     # -- the five writes ------------------------------------------------------
@@ -286,12 +416,18 @@ class BaseTaskStore(StoreSettings, ABC, Generic[RefT]):
     ) -> TaskRecord:
         """Move the task to *new_status*; see :meth:`TaskStore.update_status`."""
         ref = self._read_for_write(task_id, owner_id)
-        status = coerce_status(new_status)
-        message = rules.check_message(status_message)
+        with self._arguments(ref):
+            status = coerce_status(new_status)
+            message = rules.check_message(status_message)
         now_ms = self._now_ms()
-        return self._write(
-            ref, lambda cur: rules.transition(cur, status, message, now_ms), costly=False
+        change = Change(
+            lambda cur: rules.transition(cur, status, message, now_ms),
+            now_ms,
+            status=status,
+            sets_message=True,
+            message=message,
         )
+        return self._write(ref, change)
 
     def set_variables(
         self, task_id: str, owner_id: str, variables: Mapping[str, Any]
@@ -303,7 +439,8 @@ class BaseTaskStore(StoreSettings, ABC, Generic[RefT]):
         the backend allows it.
         """
         ref = self._read_for_write(task_id, owner_id)
-        updates = rules.check_variables(variables)
+        with self._arguments(ref):
+            updates = rules.check_variables(variables)
         now_ms = self._now_ms()
         limit = self._config.max_variable_size_bytes
 
@@ -312,7 +449,7 @@ class BaseTaskStore(StoreSettings, ABC, Generic[RefT]):
             merged = rules.merge_variables(current.variables_json, updates, limit)
             return rules.with_variables(current, merged, now_ms)
 
-        return self._write(ref, build, costly=True)
+        return self._write(ref, Change(build, now_ms, costly=True))
 
     def set_result(self, task_id: str, owner_id: str, result: Any) -> None:
         """
@@ -321,9 +458,13 @@ class BaseTaskStore(StoreSettings, ABC, Generic[RefT]):
         The result is encoded before the write, outside any lock.
         """
         ref = self._read_for_write(task_id, owner_id)
-        text = dump_result(result)
+        with self._arguments(ref):
+            text = dump_result(result)
         now_ms = self._now_ms()
-        self._write(ref, lambda cur: rules.with_result(cur, text, now_ms), costly=False)
+        change = Change(
+            lambda cur: rules.with_result(cur, text, now_ms), now_ms, result_json=text
+        )
+        self._write(ref, change)
 
     def complete_with_result(
         self,
@@ -340,13 +481,20 @@ class BaseTaskStore(StoreSettings, ABC, Generic[RefT]):
         The result is encoded before the write, outside any lock.
         """
         ref = self._read_for_write(task_id, owner_id)
-        target = rules.check_terminal_status(status)
-        message = rules.check_message(status_message)
-        text = dump_result(result)
+        with self._arguments(ref):
+            target = rules.check_terminal_status(status)
+            message = rules.check_message(status_message)
+            text = dump_result(result)
         now_ms = self._now_ms()
-        return self._write(
-            ref, lambda cur: rules.complete(cur, target, message, text, now_ms), costly=False
+        change = Change(
+            lambda cur: rules.complete(cur, target, message, text, now_ms),
+            now_ms,
+            status=target,
+            sets_message=True,
+            message=message,
+            result_json=text,
         )
+        return self._write(ref, change)
 
     def cancel(
         self, task_id: str, owner_id: str, status_message: str | None = None
