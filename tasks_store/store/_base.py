@@ -33,6 +33,7 @@ from ..errors import InvalidParams, StoreError
 from ..records import TaskPage, TaskRecord
 from ..status import TaskStatus, coerce_status
 from ..wire import dump_result
+from .offpath import OffPathLog
 
 __all__ = [
     "BaseTaskStore",
@@ -41,6 +42,7 @@ __all__ = [
     "LockedTaskStore",
     "StoreSettings",
     "TaskStore",
+    "foreign_log",
     "log_created",
     "log_foreign",
     "log_status",
@@ -52,11 +54,20 @@ __all__ = [
 logger = logging.getLogger("tasks_store")
 
 
+#: Foreign-access warnings, written off the request path (issue 13): see offpath.py.
+foreign_log = OffPathLog(logger, "foreign-access warnings")
+
+
 def log_foreign(task_id: str, caller: str, owner: str) -> None:
-    """Log, at WARNING, a caller asking for a task another owner holds."""
-    logger.warning(
-        "task %s: denied to owner %r; it belongs to owner %r", task_id, caller, owner
-    )
+    """
+    Log, at WARNING, a caller asking for a task another owner holds.
+
+    The line is queued and written by a background thread (bounded, at most
+    100 a second; :class:`~tasks_store.store.offpath.OffPathLog`), so a
+    foreign id costs its caller what an unknown id costs, and the time of the
+    answer does not tell which ids exist.  ``foreign_log.flush()`` waits for it.
+    """
+    foreign_log.log("task %s: denied to owner %r; it belongs to owner %r", task_id, caller, owner)
 
 
 def log_created(record: TaskRecord) -> None:
