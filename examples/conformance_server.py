@@ -273,7 +273,8 @@ def main(argv: list[str] | None = None) -> None:
         host=args.host,
         port=args.port,
         threads=args.threads,
-        max_request_body_size=app.max_body_bytes,
+        max_request_body_size=app.max_body_bytes + 1,  # waitress refuses >= this, unread
+        channel_request_lookahead=1,  # so a blocked tasks/result sees its client hang up
     )
     signal.signal(signal.SIGTERM, _interrupt)
     print(

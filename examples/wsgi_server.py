@@ -33,6 +33,18 @@ with ``--host 0.0.0.0`` to serve other machines).
 ``--store redis`` keeps tasks and sessions on Redis, so several processes
 (started with the same ``--redis-url``) serve the same sessions and tasks.
 Stop it with Ctrl-C or SIGTERM; tasks still running are then cancelled.
+
+Operating limits (docs/serving.md, "Operating it"): waitress's own body limit
+matches the app's ``max_body_bytes`` (waitress refuses a body of
+``max_request_body_size`` bytes or more, hence the ``+ 1``), so a huge body is
+refused before waitress reads it; ``channel_request_lookahead=1`` lets
+waitress see a client hang up while its ``tasks/result`` waits; a janitor
+sweeps expired tasks and fails tasks whose worker died every 30 s.  Under
+gunicorn (no body limit of its own: the app refuses by ``Content-Length``
+unread) bound the request line and headers instead::
+
+    gunicorn -k gthread --threads 16 --limit-request-line 8190 \
+        --limit-request-fields 100 --limit-request-field_size 8190 app:application
 """
 
 from __future__ import annotations
@@ -232,6 +244,7 @@ def main(argv: list[str] | None = None) -> None:
         server_info={"name": "tasks_store-demo", "version": "1.0.0"},
         result_timeout=60.0,
         allowed_hosts=args.allowed_host,
+        janitor_interval=30.0,  # cleanup_expired and lost-worker recovery, stopped by close()
     )
     app = mcp.wsgi_app()
     served: WSGIApplication = BearerAuth(app, tokens) if tokens else app
@@ -240,7 +253,8 @@ def main(argv: list[str] | None = None) -> None:
         host=args.host,
         port=args.port,
         threads=args.threads,
-        max_request_body_size=app.max_body_bytes,
+        max_request_body_size=app.max_body_bytes + 1,  # waitress refuses >= this, unread
+        channel_request_lookahead=1,  # so a blocked tasks/result sees its client hang up
     )
     signal.signal(signal.SIGTERM, _interrupt)  # stop on SIGTERM as on Ctrl-C
     auth = f", bearer tokens for {len(tokens)} user(s)" if tokens else ""

@@ -14,7 +14,14 @@ from __future__ import annotations
 import io
 import json
 import logging
+import re
+import socket
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
+from http.client import HTTPResponse
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -26,7 +33,7 @@ from tasks_store.errors import INVALID_PARAMS, INVALID_REQUEST, PARSE_ERROR
 from tasks_store.mcp import McpServer, TasksRpc, Tool
 from tasks_store.mcp.jsonrpc import BodyRejected, parse_message
 
-from .http_harness import Reply, Session, Stateless, serve
+from .http_harness import WAIT, Reply, Session, Stateless, serve
 from .mcp_schema import check_response
 
 pytestmark = pytest.mark.timeout(60)
@@ -280,3 +287,54 @@ def test_nan_never_reaches_a_tool(http: tuple[Session, Stateless, Collect]) -> N
     assert (400, PARSE_ERROR) == (bad.status, bad.error["code"])
     good = session.call("tools/call", {"name": "echo", "arguments": {"x": 1.5}})
     assert '{"x": 1.5}' == good.result["content"][0]["text"]
+
+
+# -- body size: the demo server's own limit matches max_body_bytes (item 6) --------------
+
+DEMO = Path(__file__).parents[1] / "examples" / "wsgi_server.py"
+
+
+def _raw_post(port: int, length: int, body: bytes) -> tuple[int, bytes]:
+    """Send a POST declaring *length* bytes and carrying *body*; return (status, reply body)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=WAIT) as sock:
+        sock.sendall(
+            b"POST /mcp HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+            b"Content-Length: %d\r\n\r\n" % length + body
+        )
+        response = HTTPResponse(sock)
+        response.begin()
+        return response.status, response.read()
+
+
+def test_the_demo_refuses_a_huge_body_unread_and_takes_exactly_the_limit(
+    tmp_path: Path,
+) -> None:
+    """
+    examples/wsgi_server.py sets waitress's max_request_body_size to the app's
+    max_body_bytes (+1: waitress refuses that many or more): a 200 MiB Content-Length
+    is refused at once, before any body byte is sent; 1 MiB exactly reaches the app.
+    """
+    out = tmp_path / "demo.out"
+    with open(out, "wb") as stdout:
+        demo = subprocess.Popen(
+            [sys.executable, str(DEMO), "--host", "127.0.0.1", "--port", "0"],
+            stdin=subprocess.DEVNULL, stdout=stdout, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+    try:
+        deadline = time.monotonic() + WAIT
+        while (found := re.search(r"127\.0\.0\.1:(\d+)/mcp", out.read_text())) is None:
+            assert demo.poll() is None
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        port = int(found.group(1))
+        status, _ = _raw_post(port, 200 * 1024 * 1024, b"")
+        assert 413 == status
+        limit = 1_048_576
+        status, body = _raw_post(port, limit, b"{}" + b" " * (limit - 2))
+        assert 400 == status  # the app read it: no session yet
+        assert INVALID_REQUEST == json.loads(body)["error"]["code"]
+        status, _ = _raw_post(port, limit + 1, b"{}" + b" " * (limit - 1))
+        assert 413 == status
+    finally:
+        demo.terminate()
+        demo.wait(WAIT)
