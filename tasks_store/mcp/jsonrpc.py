@@ -79,6 +79,7 @@ from ..records import RELATED_TASK_META_KEY, JsonRpcError, TaskRecord
 from ..status import TaskStatus
 from ..store import TaskStore
 from ..store._base import require_store
+from ..wire import json_type as _json_type
 from .limits import (
     BlockingGate,
     ClientDisconnected,
@@ -565,22 +566,6 @@ def _task_id(params: Mapping[str, Any]) -> str:
         raise InvalidParams(msg)
     return task_id
 
-
-def _json_type(value: object) -> str:
-    """Name *value*'s JSON type, for messages."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, (int, float)):
-        return "a number"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, (list, tuple)):
-        return "an array"
-    if isinstance(value, Mapping):
-        return "an object"
-    return type(value).__name__
 
 
 def _clip(text: str, limit: int = 100) -> str:

@@ -56,6 +56,7 @@ import attrs
 
 from ..errors import InvalidParams, StoreError, TaskError
 from ..wire import check_json
+from ..wire import json_type as _json_type
 
 if TYPE_CHECKING:
     from .context import CallContext, TaskContext
@@ -501,21 +502,6 @@ def call_tool(fn: ToolFn, name: str, arguments: dict[str, Any], ctx: Any) -> dic
         raise StoreError(msg) from None
     return result
 
-
-def _json_type(value: object) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, (int, float)):
-        return "a number"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, (list, tuple)):
-        return "an array"
-    if isinstance(value, Mapping):
-        return "an object"
-    return type(value).__name__
 
 
 def answer_tools_call(

@@ -37,6 +37,7 @@ import attrs
 from ..errors import INTERNAL_ERROR, HeaderMismatch, InvalidParams, UnsupportedProtocolVersion
 from ..records import RELATED_TASK_META_KEY, JsonRpcError, Task, TaskRecord
 from ..status import TaskStatus
+from ..wire import json_type as _json_type
 
 __all__ = [
     "CLIENT_CAPABILITIES_KEY",
@@ -453,18 +454,3 @@ def detailed_task(
         shaped["_meta"] = meta
     return shaped
 
-
-def _json_type(value: object) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, (int, float)):
-        return "a number"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, (list, tuple)):
-        return "an array"
-    if isinstance(value, Mapping):
-        return "an object"
-    return type(value).__name__
