@@ -329,6 +329,37 @@ def run_http(entries: Sequence[Any], settings: Any, progress: Progress) -> dict[
     return run_servers(specs(hs.quick), hs, progress)
 
 
+#: Set to 1 to let ``--quick`` install peers that are not in the cache yet.
+INSTALL_ENV = "TASKS_STORE_BENCH_INSTALL"
+
+
+def _install_all(servers: Sequence[ServerSpec], quick: bool) -> dict[str, str]:
+    """
+    Install every server's packages (the peers' venvs, npm) at once; name -> why not.
+
+    The quick mode installs nothing (a first install takes minutes): a peer
+    not in the cache yet is reported unavailable, with how to install it,
+    unless ``TASKS_STORE_BENCH_INSTALL=1``.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    def one(spec: ServerSpec) -> str | None:
+        if quick and os.environ.get(INSTALL_ENV) != "1" and not spec.installed():
+            return (
+                "not installed yet, and --quick installs nothing: a full run installs it, "
+                f"or {INSTALL_ENV}=1 python -m benchmarks --quick"
+            )
+        try:
+            spec.prepare()
+        except ServerUnavailable as exc:
+            return str(exc)
+        return None
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        reasons = list(pool.map(one, servers))
+    return {spec.name: why for spec, why in zip(servers, reasons, strict=True) if why}
+
+
 def run_servers(
     servers: Sequence[ServerSpec], hs: HttpSettings, progress: Progress
 ) -> dict[str, Any]:
@@ -353,9 +384,12 @@ def run_servers(
             redis_reason = str(exc)
             redis = None
     configs = [_config_row(spec) for spec in servers]
+    missing = _install_all(servers, hs.quick)
     running: dict[str, Running] = {}
     for spec, config in zip(servers, configs, strict=True):
         try:
+            if spec.name in missing:
+                raise ServerUnavailable(missing[spec.name])
             if spec.kind == "ours" and spec.store == "redis" and redis is None:
                 raise ServerUnavailable(redis_reason)
             running[spec.name] = spec.start(_env(spec, hs, redis))
