@@ -16,20 +16,32 @@ Rules every method follows:
 - A failed call changes nothing.
 - Every method that takes a status also takes its string value.
 - ``status_message`` arguments replace the previous message; None clears it.
+
+Input requests (a task asking its client for input, then blocking for the
+answer) are part of the contract: :meth:`TaskStore.request_input`,
+:meth:`~TaskStore.respond_input`, :meth:`~TaskStore.wait_input`,
+:meth:`~TaskStore.withdraw_input`; so are progress messages
+(:meth:`~TaskStore.set_status_message`) and watching tasks for changes
+(:meth:`~TaskStore.watch`, which every blocking wait of the server is built
+on).  Every blocking wait goes through :func:`block`, the one place a gate
+on blocked threads can wrap.
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import threading
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager
+from types import TracebackType
 from typing import Any, ClassVar, Generic, Protocol, TypeVar, runtime_checkable
 
 from .. import rules
 from ..config import StoreConfig, TaskSecurityConfig
-from ..errors import InvalidParams, StoreError
+from ..errors import InvalidParams, StoreError, WaitTimeout
 from ..records import TaskPage, TaskRecord
 from ..status import TaskStatus, coerce_status
 from ..wire import dump_result
@@ -39,9 +51,12 @@ __all__ = [
     "BaseTaskStore",
     "Build",
     "Change",
+    "LocalWatchers",
     "LockedTaskStore",
     "StoreSettings",
     "TaskStore",
+    "TaskWatch",
+    "block",
     "foreign_log",
     "log_created",
     "log_foreign",
@@ -89,6 +104,147 @@ def log_status(old: TaskRecord, new: TaskRecord) -> None:
         new.owner_id,
         old.task.status.value,
         new.task.status.value,
+    )
+
+
+def block(wait: Callable[[float | None], bool], timeout: float | None) -> bool:
+    """
+    Block the calling thread in ``wait(timeout)``; return what it returns.
+
+    The one place a store or server thread blocks waiting for something to
+    happen (a task changing, an answer arriving, a stream's next event):
+    :class:`LocalWatch`, :meth:`BaseTaskStore.wait_input` and every streamed
+    response go through it, so that a limit on blocked threads can wrap this
+    one function.  *timeout* is in seconds, None for no limit.
+    """
+    return wait(timeout)
+
+
+class TaskWatch(ABC):
+    """
+    A watch on some of one owner's tasks: :meth:`wait` returns once any of
+    them changed (a write, or its removal) since the watch was opened or
+    since the previous :meth:`wait` returned True.
+
+    Open it before reading what it watches (``with store.watch(...) as
+    watch:``, then read, then ``watch.wait(...)``): a change after the read
+    is then never missed.  One thread uses a watch; close it when done.
+    """
+
+    @abstractmethod
+    def wait(self, timeout: float | None) -> bool:
+        """Block until a watched task changed (True) or *timeout* seconds passed (False)."""
+
+    @abstractmethod
+    def close(self) -> None:
+        """Stop watching; idempotent."""
+
+    @abstractmethod
+    def wake(self) -> None:
+        """
+        Wake the waiting thread as if a watched task changed (from any thread):
+        lets a server merge other events (a tools list change, a shutdown)
+        into one wait.
+        """
+
+    def __enter__(self) -> TaskWatch:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+class LocalWatch(TaskWatch):
+    """A :class:`TaskWatch` woken by writes in this process (:class:`LocalWatchers`)."""
+
+    __slots__ = ("_changed", "_closed", "_cond", "_keys", "_registry")
+
+    def __init__(self, registry: LocalWatchers, keys: tuple[tuple[str, str], ...]) -> None:
+        self._registry = registry
+        self._keys = keys
+        self._cond = threading.Condition(threading.Lock())
+        self._changed = False
+        self._closed = False
+
+    def notify(self) -> None:
+        """Mark a change and wake the waiting thread (called by writers, from any thread)."""
+        with self._cond:
+            self._changed = True
+            self._cond.notify_all()
+
+    wake = notify
+
+    def wait(self, timeout: float | None) -> bool:
+        """Block until a watched task changed (True) or *timeout* seconds passed (False)."""
+        with self._cond:
+            if not self._changed:
+                block(self._cond.wait, timeout)
+            changed, self._changed = self._changed, False
+        return changed
+
+    def close(self) -> None:
+        """Stop watching; idempotent."""
+        if not self._closed:
+            self._closed = True
+            self._registry.remove(self)
+
+
+class LocalWatchers:
+    """
+    Who watches which task, in one process: ``(owner, task id)`` to watches.
+
+    Writers call :meth:`notify` after storing a change, outside their locks;
+    the lookup takes no lock (each entry is a frozenset, replaced whole), and
+    a watch's own lock is a leaf (nothing is taken while holding it).  A
+    watch registered before a writer's lookup is woken; one registered after
+    it reads the record the writer stored: no wake-up is lost.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()  # guards replacing entries of _by_key
+        self._by_key: dict[tuple[str, str], frozenset[LocalWatch]] = {}
+
+    def open(self, owner_id: str, task_ids: Iterable[str]) -> LocalWatch:
+        """Return a new watch on *owner_id*'s tasks *task_ids*, registered now."""
+        keys = tuple(dict.fromkeys((owner_id, task_id) for task_id in task_ids))
+        watch = LocalWatch(self, keys)
+        with self._lock:
+            for key in keys:
+                self._by_key[key] = self._by_key.get(key, frozenset()) | {watch}
+        return watch
+
+    def remove(self, watch: LocalWatch) -> None:
+        """Unregister *watch* (its keys)."""
+        with self._lock:
+            for key in watch._keys:
+                left = self._by_key.get(key, frozenset()) - {watch}
+                if left:
+                    self._by_key[key] = left
+                else:
+                    self._by_key.pop(key, None)
+
+    def notify(self, owner_id: str, task_id: str) -> None:
+        """Wake every watch on *owner_id*'s task *task_id*.  Cost: O(1) with no watcher."""
+        watches = self._by_key.get((owner_id, task_id))
+        if watches:
+            for watch in watches:
+                watch.notify()
+
+    def __len__(self) -> int:
+        """How many (owner, task) pairs are watched."""
+        return len(self._by_key)
+
+
+def log_input(record: TaskRecord, what: str, keys: Iterable[str]) -> None:
+    """Log, at INFO, an input request event (asked, answered, withdrawn) naming its keys."""
+    shown = ", ".join(repr(k) if len(k) <= 40 else repr(k[:37] + "...") for k in keys)
+    logger.info(
+        "task %s (owner %r): input %s: %s", record.task.task_id, record.owner_id, what, shown
     )
 
 
@@ -209,6 +365,13 @@ class Change:
 RefT = TypeVar("RefT")
 
 
+class _NothingToStore(Exception):
+    """Raised by a build to say its write has nothing to store (the call changes nothing)."""
+
+
+_SECRETS_LOCK = threading.Lock()
+
+
 def wakes_waiters(old: TaskRecord, new: TaskRecord) -> bool:
     """Whether storing *new* in place of *old* must wake the task's waiters: it ended."""
     return new.task.status is not old.task.status and new.task.status.is_terminal
@@ -308,6 +471,10 @@ class BaseTaskStore(StoreSettings, ABC, Generic[RefT]):
         :class:`NotFound`.  By default nothing (the read already checked).
     """
 
+    #: The longest a :meth:`wait_input` sleeps without a change before reading
+    #: the task again (None: it trusts its watch; a backend whose watch can
+    #: miss a message, as pub/sub while reconnecting, sets it).
+    _watch_recheck_s: ClassVar[float | None] = None
     #: Optimistic tries of a write whose build is costly (the variables
     #: merge) before the locked path; 0 goes straight to the locked path.
     _costly_tries: ClassVar[int] = 0
@@ -335,6 +502,15 @@ class BaseTaskStore(StoreSettings, ABC, Generic[RefT]):
     def _lost_race(self, ref: RefT, attempt: int) -> RefT | None:
         """Return the handle the try after *attempt* builds from; *ref* by default."""
         return ref
+
+    def _changed(self, old: TaskRecord, new: TaskRecord) -> None:
+        """
+        A write stored *new* in place of *old*: tell the task's watchers.
+
+        Called once per write, after it is stored, outside any lock.  Nothing
+        by default: a backend whose commit announces every change itself
+        (a Redis script publishing) needs nothing here.
+        """
 
     def _apply(self, ref: RefT, change: Change) -> tuple[bool, TaskRecord] | None:
         """Apply *change* on the backend's side; None by default (not supported)."""
@@ -364,6 +540,7 @@ class BaseTaskStore(StoreSettings, ABC, Generic[RefT]):
             if done is None:
                 done = self._write_locked(ref, build)
         old, new = done
+        self._changed(old, new)
         if new.task.status is not old.task.status:
             log_status(old, new)
         return new
@@ -512,6 +689,198 @@ class BaseTaskStore(StoreSettings, ABC, Generic[RefT]):
     ) -> TaskRecord:
         """Cancel the task; see :meth:`TaskStore.cancel`."""
         return self.update_status(task_id, owner_id, TaskStatus.CANCELLED, status_message)
+
+    # -- progress messages and input requests ---------------------------------
+
+    @abstractmethod
+    def get(self, task_id: str, owner_id: str) -> TaskRecord:
+        """Return the caller's task; see :meth:`TaskStore.get`."""
+
+    def set_status_message(
+        self,
+        task_id: str,
+        owner_id: str,
+        status_message: str | None,
+        *,
+        variables: Mapping[str, Any] | None = None,
+    ) -> TaskRecord:
+        """Replace the status message; see :meth:`TaskStore.set_status_message`."""
+        ref = self._read_for_write(task_id, owner_id)
+        with self._arguments(ref):
+            message = rules.check_message(status_message)
+            updates = None if variables is None else rules.check_variables(variables)
+        now_ms = self._now_ms()
+        limit = self._config.max_variable_size_bytes
+        new = self._write(
+            ref,
+            Change(
+                lambda cur: rules.with_status_message(cur, message, updates, limit, now_ms),
+                now_ms,
+                costly=True,
+            ),
+        )
+        logger.info(
+            "task %s (owner %r): status message set (status %s)",
+            new.task.task_id,
+            new.owner_id,
+            new.task.status.value,
+        )
+        return new
+
+    def request_input(
+        self,
+        task_id: str,
+        owner_id: str,
+        requests: Mapping[str, Mapping[str, Any]],
+        status_message: str | None = None,
+    ) -> TaskRecord:
+        """Ask the client for input, one step; see :meth:`TaskStore.request_input`."""
+        ref = self._read_for_write(task_id, owner_id)
+        with self._arguments(ref):
+            checked = rules.check_input_requests(requests)
+            message = rules.check_message(status_message)
+        now_ms = self._now_ms()
+        limit = self._config.max_variable_size_bytes
+        new = self._write(
+            ref,
+            Change(
+                lambda cur: rules.request_input(cur, checked, message, now_ms, limit),
+                now_ms,
+                costly=True,
+            ),
+        )
+        log_input(new, "requested", checked)
+        return new
+
+    def respond_input(
+        self, task_id: str, owner_id: str, responses: Mapping[str, Any]
+    ) -> tuple[str, ...]:
+        """Record responses to outstanding requests; see :meth:`TaskStore.respond_input`."""
+        ref = self._read_for_write(task_id, owner_id)
+        with self._arguments(ref):
+            checked = rules.check_input_responses(responses)
+        now_ms = self._now_ms()
+        limit = self._config.max_variable_size_bytes
+        accepted: list[tuple[str, ...]] = []
+
+        def build(current: TaskRecord) -> TaskRecord:
+            outcome = rules.respond_input(current, checked, now_ms, limit)
+            if outcome is None:
+                raise _NothingToStore
+            new, keys = outcome
+            accepted[:] = [keys]  # the last build is the one stored
+            return new
+
+        try:
+            new = self._write(ref, Change(build, now_ms, costly=True))
+        except _NothingToStore:
+            return ()
+        log_input(new, "answered", accepted[0])
+        return accepted[0]
+
+    def withdraw_input(
+        self, task_id: str, owner_id: str, keys: Iterable[str]
+    ) -> TaskRecord:
+        """Supersede outstanding requests; see :meth:`TaskStore.withdraw_input`."""
+        ref = self._read_for_write(task_id, owner_id)
+        with self._arguments(ref):
+            wanted = rules.check_input_keys(keys)
+        now_ms = self._now_ms()
+
+        def build(current: TaskRecord) -> TaskRecord:
+            new = rules.withdraw_input(current, wanted, now_ms)
+            if new is None:
+                raise _NothingToStore
+            return new
+
+        try:
+            new = self._write(ref, Change(build, now_ms, costly=True))
+        except _NothingToStore:
+            return self.get(task_id, owner_id)
+        log_input(new, "withdrawn", wanted)
+        return new
+
+    def wait_input(
+        self,
+        task_id: str,
+        owner_id: str,
+        keys: Iterable[str],
+        *,
+        timeout: float | None = None,
+    ) -> dict[str, Any]:
+        """
+        Block until every request of *keys* is answered; take the responses.
+        See :meth:`TaskStore.wait_input`.
+
+        Opens a :meth:`watch` on the task before each read of it, so an
+        answer (or a cancellation) stored after the read wakes the waiter;
+        it also wakes at the task's expiry and at *timeout*.  It never polls.
+        """
+        self.get(task_id, owner_id)  # the ids' types, then the owner
+        wanted = rules.check_input_keys(keys)
+        limit = rules.check_timeout(timeout)
+        deadline = None if limit is None else time.monotonic() + limit
+        with self.watch(owner_id, (task_id,)) as watch:
+            while True:
+                record = self.get(task_id, owner_id)
+                now_ms = self._now_ms()
+                if rules.input_ready(record, wanted, now_ms):
+                    taken = self._take_input(task_id, owner_id, wanted)
+                    if taken is not None:
+                        return taken
+                    continue  # another waiter took them first: judge afresh
+                sleep = None
+                if deadline is not None:
+                    sleep = deadline - time.monotonic()
+                    if sleep <= 0:
+                        raise WaitTimeout(task_id, limit)  # type: ignore[arg-type]
+                if record.expires_at_ms is not None:
+                    to_expiry = max(0.0, (record.expires_at_ms - now_ms) / 1000)
+                    sleep = to_expiry if sleep is None else min(sleep, to_expiry)
+                recheck = self._watch_recheck_s
+                if recheck is not None:
+                    sleep = recheck if sleep is None else min(sleep, recheck)
+                watch.wait(sleep)
+
+    def _take_input(
+        self, task_id: str, owner_id: str, keys: tuple[str, ...]
+    ) -> dict[str, Any] | None:
+        """Take the answered responses to *keys* in one write; None if they are gone."""
+        ref = self._read_for_write(task_id, owner_id)
+        now_ms = self._now_ms()
+        taken: list[dict[str, Any]] = []
+
+        def build(current: TaskRecord) -> TaskRecord:
+            if not rules.input_ready(current, keys, now_ms):
+                raise _NothingToStore
+            new, responses = rules.take_input(current, keys, now_ms)
+            taken[:] = [responses]
+            return new
+
+        try:
+            self._write(ref, Change(build, now_ms, costly=True))
+        except _NothingToStore:
+            return None
+        return taken[0]
+
+    def watch(self, owner_id: str, task_ids: Iterable[str]) -> TaskWatch:
+        """Watch *owner_id*'s tasks for changes; see :meth:`TaskStore.watch`."""
+        raise NotImplementedError(f"{type(self).__name__} cannot watch tasks")
+
+    def shared_secret(self, name: str) -> bytes:
+        """
+        Return the secret called *name*; see :meth:`TaskStore.shared_secret`.
+
+        By default one per store object (32 random bytes, drawn on first use):
+        right for a store that lives in one process.
+        """
+        if not isinstance(name, str) or not name:
+            msg = f"name must be a non-empty str, got {name!r}"
+            raise TypeError(msg)
+        secrets = self.__dict__.setdefault("_shared_secrets", {})
+        with _SECRETS_LOCK:
+            return secrets.setdefault(name, os.urandom(32))  # type: ignore[no-any-return]
+
 
 
 class LockedTaskStore(BaseTaskStore[RefT]):
@@ -708,6 +1077,133 @@ class TaskStore(Protocol):
             Expired: the task expired before it ended.
             WaitTimeout: *timeout* seconds passed first.
             InvalidParams: *timeout* is not a number >= 0 or None.
+        """
+
+
+    def set_status_message(
+        self,
+        task_id: str,
+        owner_id: str,
+        status_message: str | None,
+        *,
+        variables: Mapping[str, Any] | None = None,
+    ) -> TaskRecord:
+        """
+        Replace the task's status message (a progress message), and merge
+        *variables* when given, in one step; the status does not change.
+        ``lastUpdatedAt`` moves; the change is logged.
+
+        Raises:
+            NotFound, Expired: see the module rules.
+            InvalidParams: *status_message* is not a str or None; bad
+                *variables* (as :meth:`set_variables`).
+            VariableSizeExceeded: the merged variables are over the limit.
+            InvalidTransition: the task is terminal.
+        """
+
+    def request_input(
+        self,
+        task_id: str,
+        owner_id: str,
+        requests: Mapping[str, Mapping[str, Any]],
+        status_message: str | None = None,
+    ) -> TaskRecord:
+        """
+        Add input requests (key to ``{"method", "params"}``) to the task and
+        move it to ``input_required``, in one step; return the new record.
+
+        A task already ``input_required`` stays so, with the new requests
+        added to those outstanding.  *status_message* replaces the old one.
+
+        Raises:
+            NotFound, Expired: see the module rules.
+            InvalidParams: *requests* is malformed, or a key was issued
+                before: a key is unique over the task's whole lifetime.
+            InputSizeExceeded: the outstanding requests and unconsumed
+                responses, as compact JSON, would be over
+                ``config.max_variable_size_bytes``.
+            InvalidTransition: the task is terminal.
+        """
+
+    def respond_input(
+        self, task_id: str, owner_id: str, responses: Mapping[str, Any]
+    ) -> tuple[str, ...]:
+        """
+        Record *responses* (key to a JSON object, or a :class:`JsonRpcError`)
+        for the keys outstanding right now; return the keys accepted.
+
+        Keys never issued, already answered or withdrawn are ignored, and so
+        is every key of a terminal task; when none is accepted nothing is
+        written.  Once no request is outstanding an ``input_required`` task
+        is back to ``working`` (its status message cleared), in the same
+        step; a partial answer leaves it ``input_required``.
+
+        Raises:
+            NotFound: see the module rules.
+            Expired: the task expired before it ended.
+            InvalidParams: *responses* is not a mapping of str to objects.
+            InputSizeExceeded: the responses would take the input state
+                over the size limit.
+        """
+
+    def withdraw_input(
+        self, task_id: str, owner_id: str, keys: Iterable[str]
+    ) -> TaskRecord:
+        """
+        Supersede the requests *keys*: they are no longer outstanding, and
+        responses to them, received or to come, are dropped.  Return the
+        record (unchanged when none of them was outstanding or answered).
+        Once none is outstanding an ``input_required`` task is back to
+        ``working``.
+
+        Raises:
+            NotFound: see the module rules.
+            Expired: the task expired before it ended.
+            InvalidParams: *keys* is not a non-empty collection of str.
+        """
+
+    def wait_input(
+        self,
+        task_id: str,
+        owner_id: str,
+        keys: Iterable[str],
+        *,
+        timeout: float | None = None,
+    ) -> dict[str, Any]:
+        """
+        Block until every request of *keys* is answered, then take the
+        responses (each is handed out once) and return them, key to response.
+
+        Works across processes wherever the store's data is shared, with no
+        lost wake-up and no polling.  A client's error answer comes back as
+        a :class:`JsonRpcError`.
+
+        Raises:
+            NotFound: no such task, or it was removed while waiting.
+            TaskEnded: the task is, or became, terminal (e.g. cancelled).
+            Expired: the task expired before it ended.
+            WaitTimeout: *timeout* seconds passed first.
+            InvalidParams: *keys* is malformed, names a request that is
+                neither outstanding nor answered (never issued, withdrawn,
+                already taken), or *timeout* is not a number >= 0 or None.
+        """
+
+    def watch(self, owner_id: str, task_ids: Iterable[str]) -> TaskWatch:
+        """
+        Return a :class:`TaskWatch` on *owner_id*'s tasks *task_ids*, open now.
+
+        Its ``wait(timeout)`` returns True once any of them changed (any
+        write through any process sharing the store, or its removal) since
+        the watch opened or since the previous True, False at the timeout.
+        Open it before reading the tasks.  Watching an id the owner does not
+        hold is allowed and never fires (another owner's writes are not seen).
+        """
+
+    def shared_secret(self, name: str) -> bytes:
+        """
+        Return a secret of at least 32 bytes, called *name*, made once and the
+        same for every process sharing this store's data (the MCP layer signs
+        its request states with one).
         """
 
 
