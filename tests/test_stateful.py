@@ -530,3 +530,34 @@ class TestRedisStore(RedisMachine.TestCase):  # type: ignore[misc,name-defined]
         RedisMachine.client = redis_client
         yield
         RedisMachine.client = None
+
+
+class RedisClusterMachine(StoreMachine):
+    """The machine over :class:`RedisTaskStore` on the session's three-node cluster."""
+
+    #: The session cluster's client, set by :class:`TestRedisClusterStore`'s fixture.
+    client: Any = None
+
+    def make_store(self, **kwargs: Any) -> Any:
+        from redis.cluster import RedisCluster
+
+        from tasks_store.store.redis import RedisTaskStore
+
+        RedisClusterMachine.client.flushall(target_nodes=RedisCluster.PRIMARIES)
+        return RedisTaskStore(RedisClusterMachine.client, **kwargs)
+
+    def check_internals(self) -> None:
+        self.store._check()
+
+
+@pytest.mark.redis
+class TestRedisClusterStore(RedisClusterMachine.TestCase):  # type: ignore[misc,name-defined]
+    """Any sequence of calls on the store on Redis Cluster agrees with the plain-dict model."""
+
+    settings = MACHINE_SETTINGS
+
+    @pytest.fixture(autouse=True)
+    def _cluster_client(self, cluster_store_client: Any) -> Any:
+        RedisClusterMachine.client = cluster_store_client
+        yield
+        RedisClusterMachine.client = None
