@@ -385,3 +385,41 @@ def test_the_janitor_recovers_in_memory_too() -> None:
     assert done is not None
     assert 1 == done.recovered
     assert WORKER_LOST == store.get(record.task_id, "alice").task.status_message
+
+
+@pytest.mark.redis
+def test_leases_rate_limits_and_the_sweep_lock_on_a_redis_cluster(cluster_client: Any) -> None:
+    """
+    On a real 3-node Redis Cluster: every lease shard, rate bucket and the sweep lock is
+    one hash slot per script, so all of them work there (and a janitor recovers a task).
+    """
+    from tasks_store.store.janitor import RedisSweepLock
+    from tasks_store.store.ratelimit import Bucket, RedisRateLimiter
+    from tasks_store.store.redis import RedisTaskStore
+
+    store = RedisTaskStore(cluster_client, security=TaskSecurityConfig(max_tasks_per_owner=100))
+    leases = leases_for(store)
+    assert isinstance(leases, RedisLeases)
+    records = [store.create(f"owner-{i % 5}", "tools/call") for i in range(48)]
+    for record in records:
+        leases.acquire(record.task_id, record.owner_id, "dead-worker", 0.05)
+    assert 48 == len(leases)
+    time.sleep(0.15)
+    janitor = Janitor(store, interval=60, leases=leases)
+    sweep = janitor.sweep()
+    assert sweep is not None
+    assert 48 == sweep.recovered
+    assert 0 == len(leases)
+    for record in records:
+        assert WORKER_LOST == store.get(record.task_id, record.owner_id).task.status_message
+    limiter = RedisRateLimiter(cluster_client)
+    bucket = Bucket(rate=0.01, burst=3)
+    for owner in ("alice", "bob", "carol"):
+        assert [0.0] * 3 == [limiter.take(f"ops:{owner}", bucket) for _ in range(3)]
+        assert limiter.take(f"ops:{owner}", bucket) > 0
+    lock = RedisSweepLock(cluster_client)
+    assert lock.acquire("a", 1000)
+    assert not lock.acquire("b", 1000)
+    lock.release("a")
+    assert lock.acquire("b", 1000)
+    lock.release("b")

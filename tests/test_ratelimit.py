@@ -113,9 +113,31 @@ def test_redis_bucket_is_shared_by_every_client(redis_client: redis.Redis) -> No
     assert [0.0, 0.0] == [second.take("ops:alice", bucket) for _ in range(2)]
     assert first.take("ops:alice", bucket) > 100
     assert 0.0 == second.take("ops:bob", bucket)
-    ttl = redis_client.pttl(b"tasks_store:rl:{ops:alice}")
+    ttl = redis_client.pttl(b"{tasks_store:rl:ops:alice}")
     assert 0 < ttl  # the key goes once the bucket would be full again
     other.close()
+
+
+@pytest.mark.redis
+def test_a_spent_redis_bucket_is_refused_without_a_round_trip(redis_client: redis.Redis) -> None:
+    """Once Redis said a bucket is empty for w seconds, refusals within w ask Redis nothing."""
+
+    def scripts() -> int:
+        stats = redis_client.info("commandstats")
+        return sum(int(v["calls"]) for k, v in stats.items() if k in ("cmdstat_evalsha",
+                                                                        "cmdstat_eval"))
+
+    limiter = RedisRateLimiter(redis_client)
+    bucket = Bucket(rate=0.01, burst=2)
+    assert [0.0, 0.0] == [limiter.take("ops:mallory", bucket) for _ in range(2)]
+    first = limiter.take("ops:mallory", bucket)
+    assert 90 < first <= 100
+    before = scripts()
+    waits = [limiter.take("ops:mallory", bucket) for _ in range(50)]
+    assert before == scripts()
+    assert all(0 < w <= first for w in waits)
+    assert 0.0 == limiter.take("ops:alice", bucket)  # another bucket still asks Redis
+    assert before + 1 == scripts()
 
 
 @pytest.mark.parametrize("backend", ["memory", pytest.param("redis", marks=pytest.mark.redis)])

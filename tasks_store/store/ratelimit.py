@@ -27,7 +27,8 @@ Backends (:func:`limiter_for` picks the one that matches a store):
   make a limit more lenient).
 - :class:`RedisRateLimiter`: one key per bucket, one script
   (``lua/ratelimit.lua``) per call on the server's clock; a bucket's key
-  expires once it would be full again, so idle owners cost no memory.
+  expires once it would be full again, so idle owners cost no memory; a
+  bucket known to be spent is refused locally until it can refill.
 """
 
 from __future__ import annotations
@@ -247,10 +248,17 @@ class RedisRateLimiter:
         client: a ``redis.Redis`` (or ``RedisCluster``) client.
         key_prefix: the first part of every key (the store's ``key_prefix``).
 
-    One key per bucket, ``<prefix>:rl:{<key>}``, so each call (one script,
-    ``lua/ratelimit.lua``, on the server's clock) touches one slot.
-    Cost: one round trip a call.
+    One key per bucket, ``{<prefix>:rl:<key>}`` (the whole key is its hash
+    tag), so each call (one script, ``lua/ratelimit.lua``, on the server's
+    clock) touches one slot.  Cost: one round trip a call, except that a
+    bucket Redis said is empty for the next *w* seconds is refused here for
+    those *w* seconds without asking again: no token can come back sooner
+    (other workers only take more), so the local answer is exact, and a
+    client hammering a spent bucket costs no round trip at all.
     """
+
+    #: The most spent buckets remembered locally.
+    max_remembered: int = 10_000
 
     def __init__(self, client: Any, key_prefix: str = "tasks_store") -> None:
         if not isinstance(key_prefix, str) or not key_prefix:
@@ -260,21 +268,38 @@ class RedisRateLimiter:
         self._prefix = key_prefix.encode("utf-8", "surrogatepass")
         text = resources.files("tasks_store.store").joinpath("lua").joinpath("ratelimit.lua")
         self._script = client.register_script(text.read_text("utf-8"))
+        self._lock = threading.Lock()
+        #: (key, cost) -> time.monotonic() until which the bucket cannot hold cost tokens
+        self._spent: dict[tuple[str, int], float] = {}
 
     def take(self, key: str, bucket: Bucket, cost: int = 1) -> float:
         """Take *cost* tokens; see :meth:`RateLimiter.take`."""
         import redis
 
+        now = time.monotonic()
+        until = self._spent.get((key, cost))
+        if until is not None:
+            if now < until:
+                return until - now
+            with self._lock:
+                self._spent.pop((key, cost), None)
         raw = key.encode("utf-8", "surrogatepass")
         try:
             taken, wait_ms = self._script(
-                keys=[self._prefix + b":rl:{" + raw + b"}"],
+                keys=[b"{" + self._prefix + b":rl:" + raw + b"}"],
                 args=[repr(float(bucket.rate)), bucket.burst, cost],
             )
         except redis.RedisError as exc:
             msg = f"Redis failed during rate limiting: {type(exc).__name__}: {exc}"
             raise StoreError(msg) from exc
-        return 0.0 if int(taken) else max(0.001, int(wait_ms) / 1000)
+        if int(taken):
+            return 0.0
+        wait = max(0.001, int(wait_ms) / 1000)
+        with self._lock:
+            if len(self._spent) >= self.max_remembered:
+                self._spent.clear()  # forgetting only costs round trips
+            self._spent[(key, cost)] = now + wait
+        return wait
 
 
 def limiter_for(store: object) -> RateLimiter:
