@@ -138,15 +138,16 @@ def test_bad_lease_lengths_and_holders(bad: Any) -> None:
 
 @pytest.mark.redis
 def test_redis_leases_touch_one_slot_per_shard(redis_client: redis.Redis) -> None:
-    """Every key carries its shard's hash tag {<p>:leases:<k>}: one slot per script call."""
+    """Every key carries its shard's hash tag, <p>:{leases:<k>}: one slot per script call."""
     leases = RedisLeases(redis_client, "app")
     for i in range(64):
         leases.acquire(f"task-{i}", "alice", "w1", 30)
     keys = sorted(k.decode() for k in redis_client.scan_iter(match="*leases*"))
     assert 2 * LEASE_SHARDS >= len(keys) > 2
     for key in keys:
-        tag = key[1 : key.index("}")]
-        assert tag.startswith("app:leases:")
+        assert key.startswith("app:{leases:")
+        tag = key[key.index("{") + 1 : key.index("}")]
+        assert 0 <= int(tag.removeprefix("leases:")) < LEASE_SHARDS
         assert key.endswith(("}:held", "}:due"))
     with pytest.raises(ValueError, match="braces"):
         RedisLeases(redis_client, "a{b}")

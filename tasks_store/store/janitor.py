@@ -13,7 +13,7 @@ seconds, runs one :meth:`Janitor.sweep`:
 A sweep holds the store's **sweep lock** while it runs, so however many
 processes run a janitor, one sweeps at a time:
 
-- on Redis, ``SET {<p>:janitor}:lock <token> NX PX <ms>`` (one key, one
+- on Redis, ``SET <p>:janitor:lock <token> NX PX <ms>`` (one key, one
   slot), released by a compare-and-delete script (``lua/janitor.lua``): a
   process that finds the lock taken skips that round.  The lock expires by
   itself after ``min(max(interval, 1), 30)`` seconds, so a janitor that dies
@@ -113,7 +113,7 @@ class RedisSweepLock:
             msg = f"key_prefix must be a non-empty str without braces, got {key_prefix!r}"
             raise ValueError(msg)
         self._client = client
-        self.key = b"{%s:janitor}:lock" % key_prefix.encode("utf-8", "surrogatepass")
+        self.key = b"%s:janitor:lock" % key_prefix.encode("utf-8", "surrogatepass")
         text = resources.files("tasks_store.store").joinpath("lua").joinpath("janitor.lua")
         self._release = client.register_script(text.read_text("utf-8"))
 

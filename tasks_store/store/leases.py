@@ -30,7 +30,7 @@ The table is an index by deadline, so a sweep costs O(lapsed), not O(held):
 - :class:`RedisLeases`: shared by every process on the server.
   :data:`LEASE_SHARDS` shards, each a hash (task id -> holder and owner) and
   a sorted set (task id -> deadline, on the server's clock) under the
-  shard's hash tag ``{<p>:leases:<k>}``, one script (``lua/leases.lua``)
+  shard's hash tag, ``<p>:{leases:<k>}:...``, one script (``lua/leases.lua``)
   per call: one slot per call, Redis Cluster included.  Claiming a lapsed
   lease hands it to the claimer (with a fresh deadline) in the same step, so
   two processes never recover one task, and a recovery that dies half way
@@ -243,7 +243,7 @@ class RedisLeases:
         self._client = client
         prefix = key_prefix.encode("utf-8", "surrogatepass")
         self._keys = [
-            (b"{%s:leases:%d}:held" % (prefix, k), b"{%s:leases:%d}:due" % (prefix, k))
+            (b"%s:{leases:%d}:held" % (prefix, k), b"%s:{leases:%d}:due" % (prefix, k))
             for k in range(LEASE_SHARDS)
         ]
         text = resources.files("tasks_store.store").joinpath("lua").joinpath("leases.lua")

@@ -248,7 +248,7 @@ class RedisRateLimiter:
         client: a ``redis.Redis`` (or ``RedisCluster``) client.
         key_prefix: the first part of every key (the store's ``key_prefix``).
 
-    One key per bucket, ``{<prefix>:rl:<key>}`` (the whole key is its hash
+    One key per bucket, ``<prefix>:rl:{<key>}`` (the bucket is its hash
     tag), so each call (one script, ``lua/ratelimit.lua``, on the server's
     clock) touches one slot.  Cost: one round trip a call, except that a
     bucket Redis said is empty for the next *w* seconds is refused here for
@@ -286,7 +286,7 @@ class RedisRateLimiter:
         raw = key.encode("utf-8", "surrogatepass")
         try:
             taken, wait_ms = self._script(
-                keys=[b"{" + self._prefix + b":rl:" + raw + b"}"],
+                keys=[self._prefix + b":rl:{" + raw + b"}"],
                 args=[repr(float(bucket.rate)), bucket.burst, cost],
             )
         except redis.RedisError as exc:

@@ -2,7 +2,7 @@
 -- and delete, one step), so a sweep that outlived its lock never releases
 -- the next holder's.  The lock itself is taken with SET key token NX PX ms.
 --
--- KEYS[1] - the lock {<p>:janitor}:lock
+-- KEYS[1] - the lock <p>:janitor:lock
 -- ARGV[1] - the token the lock was taken with
 -- return - 1 if released, 0 if another holder has it (or nobody)
 

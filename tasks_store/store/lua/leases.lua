@@ -1,11 +1,11 @@
 -- The lease table of one shard: acquire, renew, release and claim leases on
 -- running tasks, each call one atomic step on the server's clock.
 --
--- Both keys carry the shard's hash tag {<p>:leases:<k>}, so every call
+-- Both keys carry the shard's hash tag, <p>:{leases:<k>}:..., so every call
 -- touches one slot (Redis Cluster included).
 --
--- KEYS[1] - the held leases, a hash  {<p>:leases:<k>}:held  task id -> "<holder>|<owner JSON>"
--- KEYS[2] - the deadlines, a zset    {<p>:leases:<k>}:due   task id -> deadline (server ms)
+-- KEYS[1] - the held leases, a hash  <p>:{leases:<k>}:held  task id -> "<holder>|<owner JSON>"
+-- KEYS[2] - the deadlines, a zset    <p>:{leases:<k>}:due   task id -> deadline (server ms)
 -- ARGV[1] - the operation:
 --
 --   "acquire", holder, ms, id, owner JSON

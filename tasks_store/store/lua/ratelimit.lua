@@ -3,7 +3,7 @@
 -- One key per bucket, so the script touches one slot (Redis Cluster included).
 -- Every worker process sharing the server shares the bucket.
 --
--- KEYS[1] - the bucket, a hash {<p>:rl:<scope>:<owner>[:<task id>]}
+-- KEYS[1] - the bucket, a hash <p>:rl:{<scope>:<owner>[:<task id>]}
 --           fields "t" (tokens left, a decimal) and "at" (ms of that reading)
 -- ARGV[1] - the refill rate, tokens per second (a decimal > 0)
 -- ARGV[2] - the burst: the most tokens the bucket holds (an integer >= 1)
