@@ -77,8 +77,8 @@ def log_foreign(task_id: str, caller: str, owner: str) -> None:
     """
     Log, at WARNING, a caller asking for a task another owner holds.
 
-    The line is queued and written by a background thread (bounded, at most
-    100 a second; :class:`~tasks_store.store.offpath.OffPathLog`), so a
+    The line is queued and written by a background thread (bounded in queue
+    and in rate; :class:`~tasks_store.store.offpath.OffPathLog`), so a
     foreign id costs its caller what an unknown id costs, and the time of the
     answer does not tell which ids exist.  ``foreign_log.flush()`` waits for it.
     """
