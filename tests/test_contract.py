@@ -964,11 +964,10 @@ def test_foreign_access_logs_a_warning_naming_both_owners(
     task_id = store.create(ALICE, METHOD).task_id
     caplog.set_level(logging.INFO, logger="tasks_store")
     for method in TASK_METHODS.values():
-        foreign_log.flush()  # written off the request path (issue 13): earlier lines first
         caplog.clear()
         with pytest.raises(NotFound):
             method(store, task_id, BOB)
-        foreign_log.flush()
+        foreign_log.flush()  # written off the request path (issue 13)
         warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
         assert 1 == len(warnings), [r.getMessage() for r in caplog.records]
         (warning,) = warnings

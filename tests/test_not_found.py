@@ -93,7 +93,7 @@ def test_a_full_queue_drops_and_says_so(collected: Any) -> None:
 def test_the_writer_is_rate_limited(collected: Any) -> None:
     """At most per_second lines a second (a burst of as many); the rest summarised."""
     logger, handler = collected
-    log = OffPathLog(logger, "test lines", per_second=10, burst=10)
+    log = OffPathLog(logger, "test lines", per_second=10)
     for i in range(200):
         log.log("burst %d", i)
     assert log.flush(WAIT)
@@ -114,7 +114,6 @@ def test_a_foreign_id_and_an_unknown_id_answer_alike_over_http(make_store: Any) 
     """
     store = make_store(clock=time.time)
     echo = Tool(name="echo", fn=lambda a, c: {"content": []}, task_support="optional")
-    assert foreign_log.flush(WAIT)  # lines of earlier tests first
     handler = Collect()
     logging.getLogger("tasks_store").addHandler(handler)
     try:
@@ -138,7 +137,8 @@ def test_a_foreign_id_and_an_unknown_id_answer_alike_over_http(make_store: Any) 
     finally:
         logging.getLogger("tasks_store").removeHandler(handler)
     denied = [r for r in handler.records if "denied to owner" in r.getMessage()]
-    assert [task_id] == [r.getMessage().split()[1].rstrip(":") for r in denied]
+    assert 1 == len(denied)
+    assert task_id in denied[0].getMessage()
     assert "tasks_store-offpath-log" == denied[0].threadName
 
 

@@ -865,3 +865,40 @@ def test_the_scripts_transition_table_is_generated_from_the_status_table() -> No
         text = resources.files("tasks_store.store").joinpath("lua", name).read_text("utf-8")
         for status in TaskStatus:
             assert f"'{status.value}'" not in text, f"{name} names {status.value}"
+
+
+def test_a_record_is_decoded_once_per_version(make: Callable[..., RedisTaskStore]) -> None:
+    """Reads hand out the record decoded before while the version holds; a write elsewhere shows."""
+    reader, writer = make(), make()
+    task_id = writer.create(OWNER, METHOD).task_id
+    first = reader.get(task_id, OWNER)
+    assert first is reader.get(task_id, OWNER)
+    assert first is reader.list(OWNER).tasks[0]
+    moved = writer.update_status(task_id, OWNER, "input_required", "asked")
+    assert moved == reader.get(task_id, OWNER) == reader.list(OWNER).tasks[0]
+    assert (TaskStatus.INPUT_REQUIRED, "asked") == (moved.status, moved.task.status_message)
+    merged = writer.set_variables(task_id, OWNER, {"a": 1})
+    assert merged is writer.get(task_id, OWNER)  # the swap's own record, version + 1
+    assert merged == reader.get(task_id, OWNER)
+    big = "x" * 4000  # too big to keep: decoded on every read
+    writer.set_variables(task_id, OWNER, {"big": big})
+    assert reader.get(task_id, OWNER) is not reader.get(task_id, OWNER)
+    assert big == reader.get(task_id, OWNER).variables["big"]
+
+
+def test_a_status_write_keeps_the_record_it_stored(make: Callable[..., RedisTaskStore]) -> None:
+    """After update_status, a read and a merge start from the stored record, not a stale one."""
+    store = make()
+    task_id = store.create(OWNER, METHOD).task_id
+    moved = store.update_status(task_id, OWNER, "input_required", "asked")
+    assert moved is store.get(task_id, OWNER)
+    merged = store.set_variables(task_id, OWNER, {"a": 1})
+    assert (TaskStatus.INPUT_REQUIRED, "asked", {"a": 1}) == (
+        merged.status, merged.task.status_message, dict(merged.variables)
+    )
+    other = make()
+    other.complete_with_result(task_id, OWNER, "completed", None, 1)  # this store never knew
+    again = store.set_variables(task_id, OWNER, {"b": 2})  # its copy is stale: read afresh
+    assert (TaskStatus.COMPLETED, {"a": 1, "b": 2}) == (again.status, dict(again.variables))
+    assert again == other.get(task_id, OWNER)
+    store._check()

@@ -77,8 +77,8 @@ def log_foreign(task_id: str, caller: str, owner: str) -> None:
     """
     Log, at WARNING, a caller asking for a task another owner holds.
 
-    The line is queued and written by a background thread (bounded in queue
-    and in rate; :class:`~tasks_store.store.offpath.OffPathLog`), so a
+    The line is queued and written by a background thread (bounded, at most
+    100 a second; :class:`~tasks_store.store.offpath.OffPathLog`), so a
     foreign id costs its caller what an unknown id costs, and the time of the
     answer does not tell which ids exist.  ``foreign_log.flush()`` waits for it.
     """
@@ -453,6 +453,15 @@ class BaseTaskStore(StoreSettings, ABC, Generic[RefT]):
         off here must read the task again after its pause (a handle from
         before it is likely stale).  By default: *ref*, at once.
 
+    ``_verified(ref) -> ref | None``
+        Optional: for a backend whose ``_record_at`` may hand out a record it
+        did not read just now (one it keeps decoded; the swap still checks
+        its version): if *ref*'s record is such a one, return a handle on the
+        task as stored now (raising :class:`NotFound` if it is gone), else
+        None.  The optimistic path calls it when ``build`` refuses an
+        unread record, and builds again from the task as stored, so a stale
+        copy never decides an error.  By default None.
+
     and, to apply changes on its own side:
 
     ``_apply(ref, change) -> (applied, current) | None``
@@ -502,6 +511,10 @@ class BaseTaskStore(StoreSettings, ABC, Generic[RefT]):
     def _lost_race(self, ref: RefT, attempt: int) -> RefT | None:
         """Return the handle the try after *attempt* builds from; *ref* by default."""
         return ref
+
+    def _verified(self, ref: RefT) -> RefT | None:
+        """A handle on the task as stored now if *ref*'s record was not read; None by default."""
+        return None
 
     def _changed(self, old: TaskRecord, new: TaskRecord) -> None:
         """
@@ -582,7 +595,14 @@ class BaseTaskStore(StoreSettings, ABC, Generic[RefT]):
         """
         for attempt in range(tries):
             old = self._record_at(ref)
-            new = build(old)
+            try:
+                new = build(old)
+            except Exception:
+                fresh = self._verified(ref)
+                if fresh is None:
+                    raise
+                ref, old = fresh, self._record_at(fresh)
+                new = build(old)
             newer = self._compare_and_swap(ref, new, wakes_waiters(old, new))
             if newer is None:
                 return old, new

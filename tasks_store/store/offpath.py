@@ -15,14 +15,13 @@ accesses the callers pay a plain append each, and the writer takes the
 interpreter lock once a pile, not once a line.
 
 Bounded twice: at most ``max_queued`` lines wait (beyond that they are
-counted, not kept), and at most ``per_second`` lines (1,000) are written a
-second in the long run, ``burst`` (10,000) at once; lines over either bound are summarised in one
+counted, not kept), and at most ``per_second`` lines are written a second
+(a burst of as many); lines over either bound are summarised in one
 WARNING (``"N foreign-access warnings not written (...)"``) when writing
 resumes, or within a second of quiet.  So a client probing ids can neither
-slow the request threads nor flood the log.  The thread starts with the
-first line (again in a forked child); :meth:`OffPathLog.flush` waits until
-every line queued before it is handled (tests, shutdown; it runs at
-interpreter exit).
+slow the request threads nor flood the log.  The thread starts on first use
+(again in a forked child); :meth:`OffPathLog.flush` waits until every line
+queued before it is handled (tests, shutdown; it runs at interpreter exit).
 """
 
 from __future__ import annotations
@@ -50,8 +49,7 @@ class OffPathLog:
         what: what a line is, for the summary of lines not written.
         level: the level of every line.
         max_queued: the most lines waiting to be written.
-        per_second: the most lines written a second, in the long run.
-        burst: the most lines written at once above that rate.
+        per_second: the most lines written a second (also the burst).
         batch_s: the writer's pause between two piles of lines.
     """
 
@@ -62,8 +60,7 @@ class OffPathLog:
         *,
         level: int = logging.WARNING,
         max_queued: int = 10_000,
-        per_second: float = 1_000.0,
-        burst: int = 10_000,
+        per_second: float = 100.0,
         batch_s: float = 0.02,
     ) -> None:
         self._logger = logger
@@ -71,15 +68,14 @@ class OffPathLog:
         self._level = level
         self._max = max_queued
         self._rate = per_second
-        self._burst = burst
         self._batch_s = batch_s
         self._lines: collections.deque[tuple[str, tuple[Any, ...]] | threading.Event] = (
             collections.deque()
         )
         self._wake = threading.Event()
-        #: True while the writer waits (or before it exists): the next line wakes (starts) it
-        self._sleeping = True
+        self._sleeping = False
         self._thread: threading.Thread | None = None
+        self._pid = os.getpid()
         self._start_lock = threading.Lock()
         self.dropped = 0  # lines not queued: the queue was full
         self.suppressed = 0  # lines not written: over the rate
@@ -88,46 +84,43 @@ class OffPathLog:
 
     def log(self, msg: str, *args: Any) -> None:
         """Queue one line (``msg % args``); never blocks, never raises on a full queue."""
+        if self._thread is None or self._pid != os.getpid():
+            self._start()
         lines = self._lines
-        if len(lines) < self._max:
-            lines.append((msg, args))
-            if self._sleeping:
-                self._wake_writer()
-        else:
+        if len(lines) >= self._max:
             self.dropped += 1
+            return
+        lines.append((msg, args))
+        if self._sleeping:
+            self._sleeping = False
+            self._wake.set()
 
     def flush(self, timeout: float = 5.0) -> bool:
         """Wait until every line queued before this call is handled; False on timeout."""
-        if self._thread is None:
+        if self._thread is None or self._pid != os.getpid():
             return True
         marker = threading.Event()
         self._lines.append(marker)
-        self._wake_writer()
+        self._sleeping = False
+        self._wake.set()
         return marker.wait(timeout)
 
-    def _wake_writer(self) -> None:
-        """Wake the writer, starting it first if it does not exist (yet, or in this child)."""
-        self._sleeping = False
-        if self._thread is None:
-            with self._start_lock:
-                if self._thread is None:
-                    self._thread = threading.Thread(
-                        target=self._run, name="tasks_store-offpath-log", daemon=True
-                    )
-                    self._thread.start()
-        self._wake.set()
-
-    def _after_fork(self) -> None:
-        """In a forked child: the parent's writer is not here; the next line starts one."""
-        self._thread = None
-        self._start_lock = threading.Lock()
-        self._lines = collections.deque()
-        self._wake = threading.Event()
-        self._sleeping = True
+    def _start(self) -> None:
+        with self._start_lock:
+            if self._thread is not None and self._pid == os.getpid():
+                return
+            if self._pid != os.getpid():  # a forked child: the parent's thread is not here
+                self._pid = os.getpid()
+                self._lines = collections.deque()
+                self._wake = threading.Event()
+            self._thread = threading.Thread(
+                target=self._run, name="tasks_store-offpath-log", daemon=True
+            )
+            self._thread.start()
 
     def _run(self) -> None:
         lines, wake = self._lines, self._wake
-        tokens, at = float(self._burst), time.monotonic()
+        tokens, at = self._rate, time.monotonic()
         while True:
             if not lines:
                 self._sleeping = True
@@ -144,7 +137,7 @@ class OffPathLog:
                     item.set()
                     continue
                 now = time.monotonic()
-                tokens = min(self._burst, tokens + (now - at) * self._rate)
+                tokens = min(self._rate, tokens + (now - at) * self._rate)
                 at = now
                 if tokens < 1:
                     self.suppressed += 1
@@ -174,12 +167,3 @@ class OffPathLog:
 def _flush_all() -> None:
     for log in list(_instances):
         log.flush(timeout=1.0)
-
-
-def _after_fork_in_child() -> None:
-    for log in list(_instances):
-        log._after_fork()
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_after_fork_in_child)

@@ -116,6 +116,10 @@ _SWAP_TRIES = 3
 _LOCK_LEASE_MS = 2000
 #: The longest a writer waits for a task's lock before StoreError, s.
 _LOCK_WAIT_S = 30.0
+#: Records a store keeps decoded, at most (see RedisTaskStore._from_fields),
+#: and the most characters of variables and result one of them may hold.
+_CACHE_SIZE = 4096
+_CACHE_TEXT = 2048
 #: Seconds a store's pub/sub thread stays up with no waiter before it stops.
 _IDLE_S = 10.0
 #: The store's scripts in ``lua/`` (each run with ``lib.lua`` in front).
@@ -130,7 +134,7 @@ SCRIPTS = (
     "check.lua",
 )
 #: A task hash's fields, in the order every script returns them.
-FIELDS = ("st", "msg", "upd", "ver", "vars", "res", "exp", "fix")
+FIELDS = ("st", "msg", "upd", "ver", "vars", "res", "exp", "fix", "inp")
 #: Largest value a position field of a list member can hold (16 digits).
 _POS_LIMIT = 10**16
 _HEX = "0123456789abcdef"
@@ -279,16 +283,17 @@ class _Handle:
     marks a handle a swap returned because another writer holds the lock.
     """
 
-    __slots__ = ("keys", "locked", "record", "token", "version")
+    __slots__ = ("cached", "keys", "locked", "record", "token", "version")
 
     def __init__(self, keys: _Keys, token: str) -> None:
         self.keys = keys
         self.token = token  # this write's: the same on every try
-        self.version: bytes | str | None = None
+        self.version: int | None = None
         self.record: TaskRecord | None = None
         self.locked = False
+        self.cached = False  # record from the store's decoded copies, not read now
 
-    def at(self, version: bytes | str, record: TaskRecord, locked: bool = False) -> _Handle:
+    def at(self, version: int, record: TaskRecord, locked: bool = False) -> _Handle:
         handle = _Handle(self.keys, self.token)
         handle.version, handle.record, handle.locked = version, record, locked
         return handle
@@ -328,11 +333,12 @@ def _decode(task_id: str, owner_id: str, parts: Sequence[Any]) -> tuple[Any, Tas
     """
     Return (version, record) from a task's stored parts, trusted as the store wrote them.
 
-    *parts*: ``st, msg, upd, ver, vars, res, exp`` and the fixed field's
-    ``created, seq, ttl, poll, method, createdAt``; bytes or str alike.
-    Nothing is validated again: only this store writes these fields.
+    *parts*: ``st, msg, upd, ver, vars, res, exp``, the fixed field's
+    ``created, seq, ttl, poll, method, createdAt``, and ``inp``; bytes or
+    str alike (an absent field empty or None).  Nothing is validated again:
+    only this store writes these fields.
     """
-    st, msg, upd, ver, variables, result, exp, created, seq, ttl, poll, method, stamp = parts
+    st, msg, upd, ver, variables, result, exp, created, seq, ttl, poll, method, stamp, inp = parts
     task = Task(
         task_id=task_id,
         status=_STATUS[st],
@@ -351,6 +357,7 @@ def _decode(task_id: str, owner_id: str, parts: Sequence[Any]) -> tuple[Any, Tas
         expires_at_ms=int(exp) if exp else None,
         variables_json=_text(variables),
         result_json=_text(result) if result else None,
+        inputs_json=_text(inp) if inp else "{}",
     )
     return ver, record
 
@@ -358,7 +365,7 @@ def _decode(task_id: str, owner_id: str, parts: Sequence[Any]) -> tuple[Any, Tas
 def _fields_parts(fields: Sequence[Any]) -> list[Any]:
     """The parts :func:`_decode` takes, from a task's :data:`FIELDS` values."""
     fixed = fields[7]
-    return [*fields[:7], *fixed.split(b"\0" if isinstance(fixed, bytes) else "\0")]
+    return [*fields[:7], *fixed.split(b"\0" if isinstance(fixed, bytes) else "\0"), fields[8]]
 
 
 def _message_arg(change: Change) -> str:
@@ -581,6 +588,9 @@ class RedisTaskStore(BaseTaskStore[_Handle]):
         self._shards = tuple(_Shard(self._prefix, k) for k in range(SHARDS))
         self._secrets: dict[int, str] = {}  # cached per shard; the server's copy wins
         self._owners: dict[str, _Owner] = {}
+        self._cache: dict[str, tuple[int, TaskRecord]] = {}  # task id -> (version, record)
+        self._cache_size = _CACHE_SIZE  # 0: decode every read (the benchmark's cold rows)
+        self._local = threading.local()  # the version a change.lua write stored
         #: a new task's status, the domain's (rules.new_record), for create.lua
         self._first_status = rules.new_record("", "", "-", None, 0, 0, 0).task.status.value
         self._create = _Script(client, "create.lua")
@@ -628,8 +638,11 @@ class RedisTaskStore(BaseTaskStore[_Handle]):
             raise StoreError(msg) from exc
 
     def _run(self, script: _Script, what: str, keys: Sequence[bytes], args: Sequence[Any]) -> Any:
-        with self._guard(what):
+        try:  # not _guard: a context manager costs a microsecond on every call
             return script(keys=keys, args=args)
+        except (redis.RedisError, RedisClusterException) as exc:
+            msg = f"Redis failed during {what}: {type(exc).__name__}: {exc}"
+            raise StoreError(msg) from exc
 
     def _owner(self, owner_id: str) -> _Owner:
         """The owner's keys, from the store's cache (at most 4,096 owners kept)."""
@@ -649,13 +662,62 @@ class RedisTaskStore(BaseTaskStore[_Handle]):
 
     # -- records --------------------------------------------------------------
 
-    def _read(self, keys: _Keys) -> tuple[Any, TaskRecord] | None:
+    def _read(self, keys: _Keys) -> tuple[int, TaskRecord] | None:
         """Return the task's (version, record), or None if there is no such task."""
-        with self._guard("read"):
+        try:
             fields = self._client.hmget(keys.task, FIELDS)
+        except (redis.RedisError, RedisClusterException) as exc:
+            msg = f"Redis failed during read: {type(exc).__name__}: {exc}"
+            raise StoreError(msg) from exc
         if fields[0] is None:
             return None
-        return _decode(keys.task_id, keys.owner, _fields_parts(fields))
+        return self._from_fields(keys.task_id, keys.owner, fields)
+
+    # A record is decoded once per version: the store keeps the last record
+    # it decoded or wrote of up to 4,096 tasks (small ones: variables and
+    # result together at most 2,048 characters; the oldest entry goes first),
+    # and hands it out again while the version the server returns is the
+    # same.  Versions only grow (every write adds 1), so an equal version is
+    # an equal record; records are frozen, so sharing one is safe, as
+    # InMemoryTaskStore shares them.
+
+    def _from_fields(
+        self, task_id: str, owner_id: str, fields: Sequence[Any]
+    ) -> tuple[int, TaskRecord]:
+        """(version, record) from a task's :data:`FIELDS` values, decoded once per version."""
+        version = int(fields[3])
+        hit = self._cache.get(task_id)
+        if hit is not None and hit[0] == version and hit[1].owner_id == owner_id:
+            return hit
+        record = _decode(task_id, owner_id, _fields_parts(fields))[1]
+        return self._remember(task_id, version, record)
+
+    def _from_packed(self, owner_id: str, packed: bytes | str) -> TaskRecord:
+        """A record from list.lua's "<id>\0<fields...>", decoded once per version."""
+        sep: Any = b"\0" if isinstance(packed, bytes) else "\0"
+        head = packed.split(sep, 5)
+        task_id = _text(head[0])
+        hit = self._cache.get(task_id)
+        if hit is not None and hit[0] == int(head[4]) and hit[1].owner_id == owner_id:
+            return hit[1]
+        parts = packed.split(sep)
+        record = _decode(task_id, owner_id, parts[1:])[1]
+        return self._remember(task_id, int(parts[4]), record)[1]
+
+    def _remember(self, task_id: str, version: int, record: TaskRecord) -> tuple[int, TaskRecord]:
+        entry = (version, record)
+        result = record.result_json
+        size = len(record.variables_json) + len(record.inputs_json)
+        if size + (0 if result is None else len(result)) <= _CACHE_TEXT:
+            cache = self._cache
+            if len(cache) >= self._cache_size:
+                try:
+                    del cache[next(iter(cache))]  # the oldest entry
+                except (StopIteration, KeyError, RuntimeError):  # changed meanwhile
+                    cache.clear()
+            if self._cache_size:
+                cache[task_id] = entry
+        return entry
 
     def _locate(self, task_id: object, owner_id: object) -> tuple[_Keys, TaskRecord]:
         """Check the ids; return the caller's task's keys and record, or raise NotFound."""
@@ -749,6 +811,7 @@ class RedisTaskStore(BaseTaskStore[_Handle]):
                     self._poll_interval_ms,
                     int(reply[1]),
                 )
+                self._remember(task_id, 1, record)
                 log_created(record)
                 return record
             if code == 0:
@@ -846,10 +909,7 @@ class RedisTaskStore(BaseTaskStore[_Handle]):
             self._secrets[shard.number] = current
             if cursor is not None:
                 raise InvalidCursor(cursor)
-        tasks = []
-        for packed in reply[2:]:
-            parts = packed.split(b"\0" if isinstance(packed, bytes) else "\0")
-            tasks.append(_decode(_text(parts[0]), owner_id, parts[1:])[1])
+        tasks = [self._from_packed(owner_id, packed) for packed in reply[2:]]
         next_cursor = None
         if int(reply[1]) and tasks:
             last = tasks[-1]
@@ -880,8 +940,27 @@ class RedisTaskStore(BaseTaskStore[_Handle]):
             ref.version, ref.record = found
 
     def _record_at(self, ref: _Handle) -> TaskRecord:
+        """
+        The record to build from: the one decoded last, if the store keeps it
+        (no read: the swap checks its version, and returns the current record
+        if it moved), else the task as read now.
+        """
+        if ref.record is None:
+            hit = self._cache.get(ref.keys.task_id)
+            if hit is not None and hit[1].owner_id == ref.keys.owner:
+                ref.version, ref.record = hit
+                ref.cached = True
+                return hit[1]
         self._found(ref)
         return ref.record  # type: ignore[return-value]
+
+    def _verified(self, ref: _Handle) -> _Handle | None:
+        """The task as read now, if *ref*'s record came from the store's decoded copies."""
+        if not ref.cached:
+            return None
+        fresh = _Handle(ref.keys, ref.token)
+        self._found(fresh)
+        return fresh
 
     def _apply(self, ref: _Handle, change: Change) -> tuple[bool, TaskRecord] | None:
         """
@@ -912,24 +991,43 @@ class RedisTaskStore(BaseTaskStore[_Handle]):
         if code < 0:
             self._not_found(keys)
         if code == 2:  # applied by an earlier try of this very call
-            current = _decode(keys.task_id, keys.owner, _fields_parts(reply[2:]))[1]
+            current = self._from_fields(keys.task_id, keys.owner, reply[2:])[1]
             before = attrs.evolve(current.task, status=_STATUS[reply[1]])
             return True, attrs.evolve(current, task=before)
-        return code == 1, _decode(keys.task_id, keys.owner, _fields_parts(reply[1:]))[1]
+        version, current = self._from_fields(keys.task_id, keys.owner, reply[1:])
+        if code == 1:  # _changed keeps the record the write path builds, at this version
+            self._local.applied = (keys.task_id, version + 1)
+        return code == 1, current
+
+    def _changed(self, old: TaskRecord, new: TaskRecord) -> None:
+        """Keep the record a change.lua write stored, decoded (same thread, same write)."""
+        applied = getattr(self._local, "applied", None)
+        if applied is not None:
+            self._local.applied = None
+            if applied[0] == new.task.task_id:
+                self._remember(applied[0], applied[1], new)
 
     def _swap_args(self, ref: _Handle, new: TaskRecord, lock: str, wake: bool) -> tuple[Any, ...]:
+        """swap.lua's arguments; a part the record read (*ref*'s) has alike is kept as stored."""
         task = new.task
+        old: TaskRecord = ref.record  # type: ignore[assignment]
         message = task.status_message
+        if message == old.task.status_message:
+            message_arg = "="
+        else:
+            message_arg = "" if message is None else json.dumps(message)
+        inputs = new.inputs_json
         return (
             ref.version,
             ref.token,
             lock,
             task.status.value,
-            "" if message is None else json.dumps(message),
+            message_arg,
             task.last_updated_at,
             new.variables_json,
             new.result_json or "",
             ref.keys.shard.channel(ref.keys.task_id) if wake else "",
+            "=" if inputs == old.inputs_json else inputs,
         )
 
     def _compare_and_swap(self, ref: _Handle, new: TaskRecord, wake: bool) -> _Handle | None:
@@ -947,15 +1045,18 @@ class RedisTaskStore(BaseTaskStore[_Handle]):
             StoreError: Redis failed.
         """
         args = self._swap_args(ref, new, "", wake)
-        return self._swapped(ref, self._run(self._swap, "write", (ref.keys.task,), args))
+        return self._swapped(ref, new, self._run(self._swap, "write", (ref.keys.task,), args))
 
-    def _swapped(self, ref: _Handle, reply: Sequence[Any]) -> _Handle | None:
+    def _swapped(self, ref: _Handle, new: TaskRecord, reply: Sequence[Any]) -> _Handle | None:
         code = int(reply[0])
-        if code in (1, 2):
+        if code == 1:
+            self._remember(ref.keys.task_id, ref.version + 1, new)  # type: ignore[operator]
+            return None
+        if code == 2:
             return None
         if code < 0:
             raise NotFound(ref.keys.task_id)  # removed by cleanup_expired meanwhile
-        version, current = _decode(ref.keys.task_id, ref.keys.owner, _fields_parts(reply[1:]))
+        version, current = self._from_fields(ref.keys.task_id, ref.keys.owner, reply[1:])
         return ref.at(version, current, locked=code == 3)
 
     def _lost_race(self, ref: _Handle, attempt: int) -> _Handle | None:
@@ -991,14 +1092,14 @@ class RedisTaskStore(BaseTaskStore[_Handle]):
                 time.sleep(random.uniform(pause / 2, pause))
                 pause = min(pause * 2, 0.005)
                 continue
-            version, old = _decode(keys.task_id, keys.owner, _fields_parts(reply[1:]))
+            version, old = self._from_fields(keys.task_id, keys.owner, reply[1:])
             held = ref.at(version, old)
             try:
                 while True:
                     new = build(old)
                     args = self._swap_args(held, new, ref.token, False)
                     reply = self._run(self._swap, "write", (keys.task,), args)
-                    after = self._swapped(held, reply)
+                    after = self._swapped(held, new, reply)
                     if after is None:
                         return old, new
                     if after.locked:  # the lease lapsed and another writer took it
@@ -1147,6 +1248,7 @@ class RedisTaskStore(BaseTaskStore[_Handle]):
 # -- invariants (tests only) ----------------------------------------------------
 
 _TASK_FIELDS = frozenset({"st", "upd", "ver", "op", "prev", "vars", "exp", "fix"})
+_OPTIONAL_FIELDS = frozenset({"msg", "res", "inp"})
 
 
 def _pairs(flat: Sequence[Any]) -> dict[bytes, bytes]:
@@ -1194,11 +1296,11 @@ def _check_shard(shard: _Shard, entries: Sequence[Any]) -> None:
                 task_id = what[3:].decode()
                 fields = _pairs(value)
                 names = {name.decode() for name in fields}
-                assert _TASK_FIELDS <= names <= _TASK_FIELDS | {"msg", "res"}, (
+                assert _TASK_FIELDS <= names <= _TASK_FIELDS | _OPTIONAL_FIELDS, (
                     f"{task_id}: fields {sorted(names)}"
                 )
                 assert _shard_of_id(task_id) == shard.number, f"{task_id}: id of another shard"
-                values = [fields.get(name.encode(), b"") for name in FIELDS]
+                values = [fields.get(name.encode()) for name in FIELDS]
                 _, record = _decode(task_id, owner, _fields_parts(values))
                 assert int(fields[b"ver"]) >= 1, f"{task_id}: version"
                 assert fields[b"prev"].decode() in _STATUS, f"{task_id}: previous status"

@@ -23,13 +23,14 @@
 --          {-1}: no such task
 
 local key = KEYS[1]
-local f = read_task(key)
-if not f then
+local n = #FIELDS
+local f = redis.call('HMGET', key, 'op', 'prev', unpack(FIELDS))
+if not f[3] then
   return {-1}
 end
-local op = redis.call('HMGET', key, 'op', 'prev')
-if op[1] == ARGV[3] then
-  return {2, op[2], unpack(f)}
+local op, prev = table.remove(f, 1), table.remove(f, 1)
+if op == ARGV[3] then
+  return {2, prev, unpack(f, 1, n)}
 end
 
 local st, target = f[1], ARGV[4]
@@ -42,7 +43,7 @@ if allowed then
   end
 end
 if not allowed then
-  return {0, unpack(f)}
+  return {0, unpack(f, 1, n)}
 end
 
 local fields = {'upd', ARGV[2], 'ver', tonumber(f[4]) + 1, 'op', ARGV[3], 'prev', st}
@@ -55,7 +56,9 @@ if ARGV[6] ~= '' then
   fields[#fields + 1] = ARGV[6]
 end
 if ARGV[5] == '-' then
-  redis.call('HDEL', key, 'msg')
+  if f[2] then
+    redis.call('HDEL', key, 'msg')
+  end
 elseif ARGV[5] ~= '' then
   fields[#fields + 1] = 'msg'
   fields[#fields + 1] = ARGV[5]
@@ -64,4 +67,4 @@ redis.call('HSET', key, unpack(fields))
 if target ~= '' and TERMINAL[target] then
   redis.call('PUBLISH', ARGV[7], target)
 end
-return {1, unpack(f)}
+return {1, unpack(f, 1, n)}

@@ -46,13 +46,11 @@
 local task, list, live, expiry, index = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local seq_key, count = KEYS[6], KEYS[7]
 
-if redis.call('EXISTS', task) == 1 then
-  if redis.call('HGET', task, 'op') == ARGV[8] then
-    return {1, tonumber(string.match(redis.call('HGET', task, 'fix'), '^%d+%z(%d+)'))}
+if redis.call('EXISTS', task, index) > 0 then
+  local mine = redis.call('HMGET', task, 'op', 'fix')
+  if mine[1] == ARGV[8] then
+    return {1, tonumber(string.match(mine[2], '^%d+%z(%d+)'))}
   end
-  return {-1}
-end
-if redis.call('EXISTS', index) == 1 then
   return {-1}
 end
 
@@ -83,15 +81,15 @@ else
   redis.call('ZADD', live, ARGV[5], ARGV[3])
   redis.call('ZADD', expiry, ARGV[5], member .. ':' .. ARGV[7])
 end
-redis.call('SET', index, ARGV[11])
-
-local now, at = server_ms(), nil
+local keep = nil
 if ARGV[6] ~= '' then
-  at = now + tonumber(ARGV[6])
-  redis.call('PEXPIREAT', task, int(at))
-  redis.call('PEXPIREAT', index, int(at))
+  keep = tonumber(ARGV[6])
+  redis.call('SET', index, ARGV[11], 'PX', ARGV[6])
+  redis.call('PEXPIRE', task, ARGV[6])
+else
+  redis.call('SET', index, ARGV[11])
 end
 for i, key in ipairs(keys) do
-  keep_until(key, ttls[i], at, now)
+  keep_for(key, ttls[i], keep)
 end
 return {1, seq}

@@ -18,6 +18,7 @@
 --   prev  the status before the last write
 --   fix   what never changes: "<created_ms>\0<seq>\0<ttl ms, '' none>\0<pollInterval>
 --         \0<request method JSON>\0<createdAt (ISO text)>"
+--   inp   the input requests' JSON (absent: none; tasks_store.records)
 --   lock  "<token>:<deadline ms>"   (set_variables' short lock; absent: free)
 
 -- The task's fields in FIELDS order, or nil if there is no such task.
@@ -60,19 +61,16 @@ local function locked_by_other(lock, token)
   return tonumber(string.sub(lock, sep + 1)) > server_ms()
 end
 
--- Make `key` live until at least `at` (server epoch ms), or for ever when at
--- is nil.  `ttl` is the key's PTTL read before this script wrote it: -1 (it
--- is kept for ever: it serves a task without TTL) stays; otherwise the key
--- lives until the later of `at` and its old expiry (set again in case the
+-- Make `key` live at least `keep` ms more (server clock), or for ever when
+-- keep is nil.  `ttl` is the key's PTTL read before this script wrote it: -1
+-- (it is kept for ever: it serves a task without TTL) stays; otherwise the
+-- key lives the longer of `keep` and its old TTL (set again in case the
 -- script emptied the key and made it anew).
-local function keep_until(key, ttl, at, now)
-  if at == nil then
+local function keep_for(key, ttl, keep)
+  if keep == nil then
     redis.call('PERSIST', key)
   elseif ttl ~= -1 then
-    if ttl >= 0 and now + ttl > at then
-      at = now + ttl
-    end
-    redis.call('PEXPIREAT', key, int(at))
+    redis.call('PEXPIRE', key, int(math.max(keep, ttl)))
   end
 end
 
