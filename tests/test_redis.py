@@ -902,3 +902,29 @@ def test_a_status_write_keeps_the_record_it_stored(make: Callable[..., RedisTask
     assert (TaskStatus.COMPLETED, {"a": 1, "b": 2}) == (again.status, dict(again.variables))
     assert again == other.get(task_id, OWNER)
     store._check()
+
+
+@pytest.mark.timeout(60)
+def test_a_waiter_survives_its_connection_being_killed(
+    make: Callable[..., RedisTaskStore], redis_server: RedisServer
+) -> None:
+    """The shared subscription is killed under a waiter: it subscribes again and still wakes."""
+    store = make()
+    store.recheck_interval_s = 50.0  # no safety-net read within the test: only the reconnect
+    task_id = store.create(OWNER, METHOD).task_id
+    outcome: list[Any] = []
+    waiter = threading.Thread(target=lambda: outcome.append(store.wait(task_id, OWNER, timeout=40)))
+    waiter.start()
+    deadline = time.monotonic() + 20
+    while store._subscriber.channels < 1 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    admin = redis_server.client()
+    try:
+        assert 1 <= admin.client_kill_filter(_type="pubsub")
+        store.complete_with_result(task_id, OWNER, "completed", None, "done")  # maybe unheard
+    finally:
+        admin.close()
+    waiter.join(45)
+    assert not waiter.is_alive()
+    assert TaskStatus.COMPLETED == outcome[0].status
+    assert "done" == outcome[0].result
