@@ -33,26 +33,9 @@ from tasks_store import (
 )
 from tasks_store.errors import InputSizeExceeded, TaskEnded
 
-from .conftest import BACKENDS
 from .test_contract import ALICE, BOB, METHOD, fails_unchanged, task_in
 
 pytestmark = pytest.mark.timeout(120)
-
-#: The backends these tests run on: the in-memory store for now; the Redis
-#: backend's input requests come with its new key layout (issue 12).
-INPUT_BACKENDS = [backend for backend in BACKENDS if backend.id == "memory"]
-
-
-@pytest.fixture(params=INPUT_BACKENDS)
-def make_store(request: pytest.FixtureRequest, clock: Any) -> Callable[..., Any]:
-    """Build stores of the backends input requests run on (conftest's, narrowed)."""
-    factory = request.param(request)
-
-    def make(**kwargs: Any) -> Any:
-        kwargs.setdefault("clock", clock)
-        return factory(**kwargs)
-
-    return make
 
 Store = Any
 WAIT = 30.0  # an upper bound for a waiter to be woken, never an assertion

@@ -83,7 +83,7 @@ import re
 import threading
 import time
 import zlib
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from importlib import resources
 from typing import Any, ClassVar, NoReturn
@@ -99,7 +99,16 @@ from ..errors import InvalidCursor, NotFound, StoreError, WaitTimeout
 from ..records import Task, TaskPage, TaskRecord
 from ..status import TaskStatus
 from ..wire import format_timestamp
-from ._base import BaseTaskStore, Build, Change, log_created, log_foreign
+from ._base import (
+    BaseTaskStore,
+    Build,
+    Change,
+    TaskWatch,
+    block,
+    log_created,
+    log_foreign,
+    wakes_waiters,
+)
 
 __all__ = ["SHARDS", "RedisTaskStore"]
 
@@ -405,9 +414,15 @@ class _Subscriber:
         self._pubsub: Any = None
         self._thread: threading.Thread | None = None
 
-    def watch(self, channel: bytes, confirm_s: float) -> threading.Event:
-        """Register a waiter on *channel*; return its event once subscribed (or *confirm_s*)."""
-        event = threading.Event()
+    def watch(
+        self, channel: bytes, confirm_s: float, event: threading.Event | None = None
+    ) -> threading.Event:
+        """
+        Register a waiter on *channel*; return its event once subscribed (or *confirm_s*).
+
+        *event*: the waiter's event, when it watches several channels with one.
+        """
+        event = threading.Event() if event is None else event
         with self._lock:
             self._start()
             waiters = self._waiters.get(channel)
@@ -510,6 +525,46 @@ class _Subscriber:
                 event.set()
 
 
+class _Watch(TaskWatch):
+    """A :class:`TaskWatch` on Redis: one event, set by the shared subscriber's messages."""
+
+    __slots__ = ("_channels", "_closed", "_event", "_subscriber")
+
+    def __init__(
+        self, subscriber: _Subscriber, channels: Sequence[bytes], confirm_s: float
+    ) -> None:
+        self._subscriber = subscriber
+        self._event = threading.Event()
+        self._channels: list[bytes] = []
+        self._closed = False
+        try:
+            for channel in channels:
+                subscriber.watch(channel, confirm_s, self._event)
+                self._channels.append(channel)
+        except BaseException:
+            self.close()
+            raise
+        self._event.clear()  # a (re)subscription is not a change
+
+    def wait(self, timeout: float | None) -> bool:
+        """Block until a watched task changed (True) or *timeout* seconds passed (False)."""
+        changed = block(self._event.wait, timeout)
+        if changed:
+            self._event.clear()  # the caller reads after this: nothing set before is lost
+        return changed
+
+    def wake(self) -> None:
+        """Wake the waiting thread as if a watched task changed."""
+        self._event.set()
+
+    def close(self) -> None:
+        """Stop watching; idempotent."""
+        if not self._closed:
+            self._closed = True
+            for channel in self._channels:
+                self._subscriber.unwatch(channel, self._event)
+
+
 # -- the store ------------------------------------------------------------------
 
 
@@ -558,6 +613,8 @@ class RedisTaskStore(BaseTaskStore[_Handle]):
     recheck_interval_s: ClassVar[float] = 5.0
     #: set_variables swaps optimistically three times, then takes the lock.
     _costly_tries: ClassVar[int] = _SWAP_TRIES
+    #: wait_input reads again at least this often without a message.
+    _watch_recheck_s: ClassVar[float | None] = recheck_interval_s
 
     def __init__(
         self,
@@ -1026,7 +1083,7 @@ class RedisTaskStore(BaseTaskStore[_Handle]):
             task.last_updated_at,
             new.variables_json,
             new.result_json or "",
-            ref.keys.shard.channel(ref.keys.task_id) if wake else "",
+            ref.keys.shard.channel(ref.keys.task_id),  # every swap is announced: watches
             "=" if inputs == old.inputs_json else inputs,
         )
 
@@ -1196,6 +1253,75 @@ class RedisTaskStore(BaseTaskStore[_Handle]):
                 waiter.wait(sleep)
         finally:
             self._subscriber.unwatch(channel, waiter)
+
+    # -- watches and shared secrets (issue 11) --------------------------------
+    #
+    # Every write is announced on the task's channel: swap.lua publishes every
+    # swap, change.lua every ending, and _write_applied below the other
+    # changes change.lua applies, so a watch in any process wakes on each.
+
+    def _write_applied(
+        self, ref: _Handle, change: Change
+    ) -> tuple[TaskRecord, TaskRecord] | None:
+        """
+        The write path's applied side (``change.lua``), then one PUBLISH for
+        a change that does not end the task (the script announces endings).
+        """
+        done = super()._write_applied(ref, change)
+        if done is not None and not wakes_waiters(*done):
+            keys = ref.keys
+            with self._guard("write"):
+                self._client.publish(keys.shard.channel(keys.task_id), done[1].task.status.value)
+        return done
+
+    def watch(self, owner_id: str, task_ids: Iterable[str]) -> TaskWatch:
+        """
+        Watch *owner_id*'s tasks *task_ids*; see :meth:`TaskStore.watch`.
+
+        The watch shares the store's one pub/sub connection in this process
+        with every waiter: it registers on each task's channel and returns
+        once Redis has confirmed the subscriptions, so a change after it is a
+        message it gets.  Ids under which the owner holds no task are not
+        watched (one EXISTS each, pipelined).  Holds no pool connection.
+        """
+        owner = rules.check_caller(owner_id, self._security)
+        ids = list(dict.fromkeys(rules.check_task_id(task_id) for task_id in task_ids))
+        keys = [self._keys(owner, task_id) for task_id in ids]
+        held: list[Any] = []
+        if keys:
+            with self._guard("watch"):
+                pipe = self._client.pipeline(transaction=False)
+                for key in keys:
+                    pipe.exists(key.task)
+                held = pipe.execute()
+        channels = [k.shard.channel(k.task_id) for k, n in zip(keys, held, strict=True) if n]
+        with self._guard("watch"):
+            return _Watch(self._subscriber, channels, self.recheck_interval_s)
+
+    def shared_secret(self, name: str) -> bytes:
+        """
+        Return the secret called *name*, the same for every process on this
+        Redis and key prefix; see :meth:`TaskStore.shared_secret`.
+
+        Kept at ``<p>:secret:<name>`` (32 random bytes, hex, written once with
+        ``SET NX``, outside the shards' ``{<p>:<k>}`` keys); read once per
+        process.
+        """
+        if not isinstance(name, str) or not name:
+            msg = f"name must be a non-empty str, got {name!r}"
+            raise TypeError(msg)
+        cache: dict[str, bytes] = self.__dict__.setdefault("_shared", {})
+        found = cache.get(name)
+        if found is None:
+            key = self._prefix + b":secret:" + _raw(name)
+            with self._guard("shared_secret"):
+                self._client.set(key, os.urandom(32).hex(), nx=True)
+                value = self._client.get(key)
+            if value is None:
+                msg = f"Redis lost the secret {name!r} just written; try again"
+                raise StoreError(msg)
+            found = cache.setdefault(name, bytes.fromhex(_text(value)))
+        return found
 
     # -- invariants -----------------------------------------------------------
 
