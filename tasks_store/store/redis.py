@@ -749,18 +749,6 @@ class RedisTaskStore(BaseTaskStore[_Handle]):
         record = _decode(task_id, owner_id, _fields_parts(fields))[1]
         return self._remember(task_id, version, record)
 
-    def _from_packed(self, owner_id: str, packed: bytes | str) -> TaskRecord:
-        """A record from list.lua's "<id>\0<fields...>", decoded once per version."""
-        sep: Any = b"\0" if isinstance(packed, bytes) else "\0"
-        head = packed.split(sep, 5)
-        task_id = _text(head[0])
-        hit = self._cache.get(task_id)
-        if hit is not None and hit[0] == int(head[4]) and hit[1].owner_id == owner_id:
-            return hit[1]
-        parts = packed.split(sep)
-        record = _decode(task_id, owner_id, parts[1:])[1]
-        return self._remember(task_id, int(parts[4]), record)[1]
-
     def _remember(self, task_id: str, version: int, record: TaskRecord) -> tuple[int, TaskRecord]:
         entry = (version, record)
         result = record.result_json
@@ -966,7 +954,10 @@ class RedisTaskStore(BaseTaskStore[_Handle]):
             self._secrets[shard.number] = current
             if cursor is not None:
                 raise InvalidCursor(cursor)
-        tasks = [self._from_packed(owner_id, packed) for packed in reply[2:]]
+        tasks = [
+            self._from_fields(_text(reply[i]), owner_id, reply[i + 1])[1]
+            for i in range(2, len(reply), 2)
+        ]
         next_cursor = None
         if int(reply[1]) and tasks:
             last = tasks[-1]

@@ -20,9 +20,8 @@
 -- ARGV[5] - the shard's tag "{<p>:<k>}"
 -- ARGV[6] - the owner id, raw
 -- return - {false}: the shard holds no task (and no secret);
---          {secret, more, task...}: more is 1 if tasks follow the page; each
---          task is "<id>\0" followed by its FIELDS joined by "\0" (absent
---          ones empty)
+--          {secret, more, id, fields, id, fields...}: more is 1 if tasks
+--          follow the page; each task's id and its FIELDS (absent ones nil)
 
 local secret = redis.call('GET', KEYS[2])
 if not secret then
@@ -40,7 +39,6 @@ end
 local out = {secret, 0}
 local size = tonumber(ARGV[2])
 local bound, found = ARGV[1], 0
-local nf = #FIELDS
 while found <= size do
   local members = redis.call('ZRANGE', KEYS[1], bound, '-', 'BYLEX', 'REV',
                              'LIMIT', 0, size + 1 - found)
@@ -57,11 +55,9 @@ while found <= size do
       found = found + 1
       break
     else
-      for i = 1, nf do
-        f[i] = f[i] or ''
-      end
+      out[2 * found + 3] = id
+      out[2 * found + 4] = f
       found = found + 1
-      out[found + 2] = id .. '\0' .. table.concat(f, '\0')
     end
   end
   bound = '(' .. members[#members]
