@@ -1,5 +1,5 @@
 """
-A demo MCP server with tasks: two tools, served by waitress (multi-threaded).
+A demo MCP server with tasks: three tools, served by waitress (multi-threaded).
 
 Start it (needs the ``examples`` extra: waitress and jsonschema)::
 
@@ -18,6 +18,14 @@ Tools:
   each step (``tasks/get`` shows them in ``_meta``), stops at the next step
   when the task is cancelled, and returns ``Counted to N.``
 * ``echo`` (``{"text": str}``, ``taskSupport: forbidden``) returns the text.
+* ``greet_user`` (``{"greeting"?: str}``, ``taskSupport: optional``) asks the
+  user their name (an elicitation), then greets them by it.  As a task it
+  waits in ``input_required`` until the answer comes: on 2025-11-25 through
+  ``tasks/result``, which streams the ``elicitation/create`` request (SSE)
+  and takes the client's response as a POST; on 2026-07-28 through
+  ``tasks/get`` (``inputRequests``) and ``tasks/update``.  Called inline on
+  2026-07-28 it is a multi round-trip request.  The answer may reach any
+  worker sharing the store.
 
 Owners.  Without tokens, each session owns its tasks.  With tokens
 (``--token alice=s3cret``, repeatable, or ``TASKS_STORE_DEMO_TOKENS="alice=s3cret,bob=pa55"``)
@@ -61,7 +69,7 @@ from typing import TYPE_CHECKING, Any
 
 import waitress
 
-from tasks_store import InMemoryTaskStore, TaskSecurityConfig, TaskStore
+from tasks_store import InMemoryTaskStore, TaskSecurityConfig, TaskStore, WaitTimeout
 from tasks_store.mcp import McpServer, ToolRegistry
 from tasks_store.mcp.tools import ToolContext
 
@@ -111,6 +119,41 @@ def slow_count(arguments: dict[str, Any], ctx: ToolContext) -> dict[str, Any]:
 )
 def echo(arguments: dict[str, Any], ctx: ToolContext) -> dict[str, Any]:
     return {"content": [{"type": "text", "text": arguments["text"]}]}
+
+
+#: How long greet_user waits for the user's answer, in seconds.
+ANSWER_TIMEOUT = 300.0
+
+
+@tools.tool(
+    description=(
+        "Ask the user their name, then greet them by it. Run it as a task: it waits "
+        "(input_required) until the user answers."
+    ),
+    input_schema={
+        "type": "object",
+        "properties": {"greeting": {"type": "string", "maxLength": 40}},
+        "additionalProperties": False,
+    },
+    task_support="optional",
+)
+def greet_user(arguments: dict[str, Any], ctx: ToolContext) -> dict[str, Any]:
+    greeting = arguments.get("greeting", "Hello")
+    schema = {
+        "type": "object",
+        "properties": {"name": {"type": "string", "title": "Your name"}},
+        "required": ["name"],
+    }
+    try:
+        answer = ctx.elicit("What is your name?", schema, timeout=ANSWER_TIMEOUT)
+    except WaitTimeout:
+        return {"content": [{"type": "text", "text": "Nobody answered; no greeting."}]}
+    content = answer.get("content")
+    if answer.get("action") != "accept" or not isinstance(content, dict):
+        return {"content": [{"type": "text", "text": "No name given; no greeting."}]}
+    name = str(content.get("name", "")).strip() or "stranger"
+    ctx.report_progress(f"Greeting {name}")
+    return {"content": [{"type": "text", "text": f"{greeting}, {name}!"}]}
 
 
 class BearerAuth:
@@ -254,7 +297,7 @@ def main(argv: list[str] | None = None) -> None:
         port=args.port,
         threads=args.threads,
         max_request_body_size=app.max_body_bytes + 1,  # waitress refuses >= this, unread
-        channel_request_lookahead=1,  # so a blocked tasks/result sees its client hang up
+        channel_request_lookahead=1,  # a blocked tasks/result or a stream sees its client leave
     )
     signal.signal(signal.SIGTERM, _interrupt)  # stop on SIGTERM as on Ctrl-C
     auth = f", bearer tokens for {len(tokens)} user(s)" if tokens else ""

@@ -56,7 +56,9 @@ from ..store.sessions import SessionStore, check_session_store, sessions_for
 from .http import JSON_MEDIA_TYPE, HttpRequest, HttpResponse
 from .jsonrpc import BodyRejected, TasksRpc, error_response, parse_message
 from .limits import BlockingGate, RateGuard, ServerLimits
+from .prompts import Prompt, PromptRegistry
 from .runner import TaskRunner
+from .streams import StreamRegistry
 from .tools import Tool, ToolRegistry
 
 if TYPE_CHECKING:
@@ -209,6 +211,9 @@ class McpServer:
             accepted.
         tools_page_size: tools per ``tools/list`` page.
         max_workers: threads of the runner the server makes.
+        prompts: a :class:`~tasks_store.mcp.prompts.PromptRegistry`, or
+            :class:`~tasks_store.mcp.prompts.Prompt` records (2026-07-28
+            ``prompts/*``); None for none.
         limits: blocking-call bounds and rate limits
             (:class:`~tasks_store.mcp.limits.ServerLimits`; by default at most
             4 blocking calls at once, 2 per owner, and no rate limit).
@@ -239,6 +244,7 @@ class McpServer:
         allowed_hosts: Iterable[str] = (),
         tools_page_size: int = 100,
         max_workers: int = 8,
+        prompts: PromptRegistry | Iterable[Prompt] | None = None,
         limits: ServerLimits | None = None,
         janitor_interval: float | None = None,
     ) -> None:
@@ -302,6 +308,10 @@ class McpServer:
                 raise TypeError(msg)
         self._allowed_hosts = frozenset(h.strip().lower() for h in hosts)
         self._log_key = secrets.token_bytes(32)
+        self._prompts = prompts if isinstance(prompts, PromptRegistry) else (
+            PromptRegistry(prompts or ())
+        )
+        self._streams = StreamRegistry()
         self._janitor: Janitor | None = None
         if janitor_interval is not None:
             self.start_janitor(janitor_interval)
@@ -312,6 +322,16 @@ class McpServer:
     def store(self) -> TaskStore:
         """The task store."""
         return self._store
+
+    @property
+    def prompts(self) -> PromptRegistry:
+        """The prompts (2026-07-28 ``prompts/list`` and ``prompts/get``)."""
+        return self._prompts
+
+    @property
+    def streams(self) -> StreamRegistry:
+        """The open streamed replies (SSE), ended together by :meth:`close`."""
+        return self._streams
 
     @property
     def tools(self) -> ToolRegistry:
@@ -530,6 +550,7 @@ class McpServer:
         """Stop the janitor; shut down the runner the server made (:meth:`TaskRunner.shutdown`)."""
         if self._janitor is not None:
             self._janitor.stop()
+        self._streams.close()
         if self._owned_runner is not None:
             self._owned_runner.shutdown(wait=wait, cancel=cancel)
 

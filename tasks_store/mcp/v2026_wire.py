@@ -429,8 +429,10 @@ def detailed_task(
     * failed: ``error``, the stored :class:`JsonRpcError`; a failure stored
       any other way (a status change without an error) inlines -32603 with
       the status message.  Never ``result``.
-    * input_required: ``inputRequests``, *input_requests* (the outstanding
-      requests; ``{}`` until the store keeps them, issue 11).
+    * input_required: ``inputRequests``, the requests still outstanding
+      (``record.input_requests``: answered and withdrawn ones are gone), or
+      *input_requests* when given; ``{}`` for a task moved to
+      ``input_required`` without any (``update_status``).
     * working, cancelled: the task fields only.
 
     The task's variables, if any, go into ``_meta`` as on the 2025-11-25
@@ -447,7 +449,8 @@ def detailed_task(
     elif status is TaskStatus.FAILED:
         shaped["error"] = _failure(record, record.result if record.has_result else None)
     elif status is TaskStatus.INPUT_REQUIRED:
-        shaped["inputRequests"] = dict(input_requests or {})
+        requests = record.input_requests if input_requests is None else input_requests
+        shaped["inputRequests"] = json.loads(json.dumps(dict(requests)))
     meta = dict(task.meta or {})
     meta.update(record.variables)
     if meta:
