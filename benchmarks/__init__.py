@@ -25,7 +25,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any, TextIO
 
-from . import http, sections
+from . import http, redis_rounds, sections
 from .report import build_tables, evaluate_targets, write_markdown, write_plots
 from .stores import STORES, StoreEntry
 
@@ -41,6 +41,7 @@ SECTIONS: dict[str, Runner] = {
     "threads": sections.run_threads,
     "memory": sections.run_memory,
     "http": http.run_http,  # end to end over HTTP: benchmarks/http.py
+    "redis": redis_rounds.run_redis,  # round trips, threads, processes: benchmarks/redis_rounds.py
 }
 
 
@@ -48,6 +49,8 @@ def _steps(name: str, settings: sections.Settings, stores: int) -> int:
     """How many progress steps section *name* reports."""
     if name == "http":
         return http.steps(settings.quick)
+    if name == "redis":
+        return redis_rounds.steps(settings.quick)
     per_store = {
         "latency": 8,
         "floor": 1,

@@ -4,13 +4,18 @@ Section ``http``: the server end to end, side by side with the peers.
 Each server of :mod:`benchmarks.http_servers` runs in its own process on
 127.0.0.1 and is driven by :mod:`benchmarks.loadgen`, run in a process of its
 own (``python -m benchmarks.loadgen``; several for 64 clients), the same way
-for every server.  Per server, in this order:
+for every server.  All servers are started first and kept running; then, for
+each of ``repeats`` (3) repeats, every measurement runs on every server in
+turn (the servers' order rotated per repeat, so a change in the machine's
+load falls on all alike):
 
-1. ``get``, ``create`` and ``mixed`` at each client count (1, 16, 64), each
-   run ``repeats`` times (3) after one setup; requests/s and p50/p99;
-2. ``poll`` and ``block``: one task at a time per client, create -> result;
-3. memory: a fresh server process, RSS of its process tree before and after
-   ``memory_tasks`` (10,000) tasks were created and completed, per 10k tasks.
+1. ``get``, ``create`` and ``mixed`` at each client count (1, 16, 64):
+   requests/s and p50/p99; the row is the median of the repeats, with min-max;
+2. ``poll`` and ``block``: one task at a time per client, create -> result.
+
+Then memory: a fresh process of each server in turn, RSS of its process tree
+before and after ``memory_tasks`` (10,000) tasks were created and completed,
+per 10k tasks.
 
 The floor rows (bare WSGI) run ``get`` only.  A server that cannot be
 installed or started gets an ``unavailable`` row and the run goes on.
@@ -128,11 +133,10 @@ def specs(quick: bool) -> list[ServerSpec]:
 
 
 def steps(quick: bool) -> int:
-    """Progress steps of the section (one per server and phase)."""
-    out = 0
-    for spec in specs(quick):
-        out += 1 if spec.kind == "floor" else 3
-    return out + 1
+    """Progress steps of the section: start, each repeat's phases, each memory figure, done."""
+    settings = QUICK if quick else FULL
+    mcp = sum(1 for spec in specs(quick) if spec.kind != "floor")
+    return 1 + settings.repeats * (len(WORKLOADS) + 1) + mcp + 1
 
 
 def _loadgen(job: dict[str, Any], timeout: float) -> dict[str, Any]:
@@ -178,22 +182,35 @@ def _job(running: Running, settings: HttpSettings, **kw: Any) -> dict[str, Any]:
     return job
 
 
-def _measure(
-    running: Running, settings: HttpSettings, workload: str, clients: int
-) -> dict[str, Any]:
-    """``repeats`` runs of *workload* at *clients*; one row of medians and ranges."""
-    runs = []
-    for r in range(settings.repeats):
+def _one_run(running: Running, settings: HttpSettings, workload: str, clients: int,
+             repeat: int) -> dict[str, Any]:
+    """One load-generator run of *workload* at *clients* against *running*."""
+    if workload in ("poll", "block"):
         job = _job(running, settings, workload=workload, clients=clients,
-                   procs=_procs(settings, clients), seed=20251125 + r)
-        runs.append(_loadgen(job, timeout=settings.seconds + 240))
-        if "error" in runs[-1] or not running.alive():
-            break
+                   seconds=settings.latency_seconds, seed=20251125 + repeat)
+        return _loadgen(job, timeout=settings.latency_seconds + 240)
+    job = _job(running, settings, workload=workload, clients=clients,
+               procs=_procs(settings, clients), seed=20251125 + repeat)
+    out = _loadgen(job, timeout=settings.seconds + 240)
+    if "error" not in out and not running.alive():
+        out = {"error": f"server died: {running.log_tail()}"}
+    return out
+
+
+def _errors(runs: Sequence[dict[str, Any]]) -> dict[str, int]:
+    errors: dict[str, int] = {}
+    for run in runs:
+        for op, n in run.get("errors", {}).items():
+            errors[op] = errors.get(op, 0) + n
+    return errors
+
+
+def _aggregate(workload: str, clients: int, runs: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """One row of medians and ranges from the repeats of *workload* at *clients*."""
     row: dict[str, Any] = {"workload": workload, "clients": clients}
     failed = [run for run in runs if "error" in run]
-    if failed or not running.alive():
-        reason = failed[0]["error"] if failed else f"server died: {running.log_tail()}"
-        row["unavailable"] = reason
+    if failed or not runs:
+        row["unavailable"] = failed[0]["error"] if failed else "not run"
         return row
     row["repeats"] = len(runs)
     row["rps"] = _spread([run["requests_per_s"] for run in runs])
@@ -205,11 +222,7 @@ def _measure(
             "p99_ms": _spread([run["ops"].get(op, {}).get("p99_ms") for run in runs]),
         }
     row["ops"] = ops
-    errors: dict[str, int] = {}
-    for run in runs:
-        for op, n in run["errors"].items():
-            errors[op] = errors.get(op, 0) + n
-    row["errors"] = errors
+    row["errors"] = _errors(runs)
     samples = [s for run in runs for s in run.get("error_samples", [])]
     if samples:
         row["error_samples"] = samples[:3]
@@ -219,19 +232,13 @@ def _measure(
     return row
 
 
-def _latency(running: Running, settings: HttpSettings, mode: str, clients: int) -> dict[str, Any]:
+def _aggregate_latency(mode: str, clients: int, runs: Sequence[dict[str, Any]],
+                       settings: HttpSettings) -> dict[str, Any]:
     row: dict[str, Any] = {"mode": mode, "clients": clients}
-    if mode == "block" and running.spec.blocking is not None:
-        row["unsupported"] = running.spec.blocking
+    failed = [run for run in runs if "error" in run]
+    if failed or not runs:
+        row["unavailable"] = failed[0]["error"] if failed else "not run"
         return row
-    runs = []
-    for r in range(settings.repeats):
-        job = _job(running, settings, workload=mode, clients=clients,
-                   seconds=settings.latency_seconds, seed=20251125 + r)
-        runs.append(_loadgen(job, timeout=settings.latency_seconds + 240))
-        if "error" in runs[-1]:
-            row["unavailable"] = runs[-1]["error"]
-            return row
     row["tasks"] = sum(run.get("tasks", 0) for run in runs)
     if row["tasks"] == 0:
         samples = [s for run in runs for s in run.get("error_samples", [])]
@@ -241,11 +248,7 @@ def _latency(running: Running, settings: HttpSettings, mode: str, clients: int) 
     row["p99_ms"] = _spread([run["ops"].get(mode, {}).get("p99_ms") for run in runs])
     sent = sum(run["requests_per_s"] for run in runs) * settings.latency_seconds
     row["requests_per_task"] = sent / row["tasks"]
-    errors: dict[str, int] = {}
-    for run in runs:
-        for op, n in run["errors"].items():
-            errors[op] = errors.get(op, 0) + n
-    row["errors"] = errors
+    row["errors"] = _errors(runs)
     return row
 
 
@@ -299,59 +302,22 @@ def _uptime() -> str:
         return "n/a"
 
 
-def run_config(
-    spec: ServerSpec, settings: HttpSettings, progress: Progress, redis: tuple[str, Any] | None
-) -> dict[str, Any]:
-    """Every measurement of one server; its config row, rows, latency rows, memory row."""
-    config: dict[str, Any] = {
+def _config_row(spec: ServerSpec) -> dict[str, Any]:
+    return {
         "name": spec.name, "kind": spec.kind, "server": spec.server,
         "processes": spec.processes, "store": spec.store, "wire": spec.wire,
         "about": spec.about,
     }
-    out: dict[str, Any] = {"config": config, "rows": [], "latency": [], "memory": None}
+
+
+def _env(spec: ServerSpec, settings: HttpSettings, redis: tuple[str, Any] | None) -> dict[str, str]:
     env = {"TASKS_STORE_BENCH_STORE": spec.store if spec.kind == "ours" else "memory",
            "TASKS_STORE_BENCH_POLL_MS": str(settings.poll_ms)}
-    redis_client = None
-    phases = 1 if spec.kind == "floor" else 3
-    try:
-        if spec.kind == "ours" and spec.store == "redis":
-            if redis is None:
-                redis = redis_url()
-            env["TASKS_STORE_BENCH_REDIS"] = redis[0]
-            redis_client = redis[1]
-            redis_client.flushall()
-        running = spec.start(env)
-    except ServerUnavailable as exc:
-        config["unavailable"] = str(exc)
-        for _ in range(phases):
-            progress(f"http · {spec.name} (unavailable)")
-        return out
-    config["versions"] = spec.versions()
-    try:
-        warm = _job(running, settings, workload="get", clients=16, seconds=0.5,
-                    tasks_per_client=1)
-        _loadgen(warm, timeout=180)
-        progress(f"http · {spec.name} · throughput")
-        workloads = ("get",) if spec.kind == "floor" else WORKLOADS
-        for workload in workloads:
-            for clients in settings.clients:
-                out["rows"].append(_measure(running, settings, workload, clients))
-        if spec.kind != "floor":
-            progress(f"http · {spec.name} · create -> result")
-            for mode in ("poll", "block"):
-                for clients in settings.latency_clients:
-                    out["latency"].append(_latency(running, settings, mode, clients))
-    finally:
-        running.stop()
-    if spec.kind != "floor":
-        progress(f"http · {spec.name} · memory")
-        if spec.processes == 1:
-            if redis_client is not None:
-                redis_client.flushall()
-            out["memory"] = _memory(spec, settings, env, redis_client)
-        else:
-            out["memory"] = {"config": spec.name, "unsupported": "several processes"}
-    return out
+    if spec.kind == "ours" and spec.store == "redis":
+        if redis is None:
+            raise ServerUnavailable("no redis-server for RedisTaskStore")
+        env["TASKS_STORE_BENCH_REDIS"] = redis[0]
+    return env
 
 
 def run_http(entries: Sequence[Any], settings: Any, progress: Progress) -> dict[str, Any]:
@@ -363,26 +329,140 @@ def run_http(entries: Sequence[Any], settings: Any, progress: Progress) -> dict[
     return run_servers(specs(hs.quick), hs, progress)
 
 
+#: Set to 1 to let ``--quick`` install peers that are not in the cache yet.
+INSTALL_ENV = "TASKS_STORE_BENCH_INSTALL"
+
+
+def _install_all(servers: Sequence[ServerSpec], quick: bool) -> dict[str, str]:
+    """
+    Install every server's packages (the peers' venvs, npm) at once; name -> why not.
+
+    The quick mode installs nothing (a first install takes minutes): a peer
+    not in the cache yet is reported unavailable, with how to install it,
+    unless ``TASKS_STORE_BENCH_INSTALL=1``.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    def one(spec: ServerSpec) -> str | None:
+        if quick and os.environ.get(INSTALL_ENV) != "1" and not spec.installed():
+            return (
+                "not installed yet, and --quick installs nothing: a full run installs it, "
+                f"or {INSTALL_ENV}=1 python -m benchmarks --quick"
+            )
+        try:
+            spec.prepare()
+        except ServerUnavailable as exc:
+            return str(exc)
+        return None
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        reasons = list(pool.map(one, servers))
+    return {spec.name: why for spec, why in zip(servers, reasons, strict=True) if why}
+
+
 def run_servers(
     servers: Sequence[ServerSpec], hs: HttpSettings, progress: Progress
 ) -> dict[str, Any]:
-    """Measure *servers* with *hs*; the section's results dict."""
+    """
+    Measure *servers* with *hs*; the section's results dict.
+
+    Every server is started first and kept running; then each measurement
+    (a workload at a client count) runs on every server in turn, one repeat
+    after another, the servers' order rotated from one repeat to the next, so
+    that a change in the machine's load falls on all of them alike.  Memory
+    is measured last, on a fresh process of each server, one at a time.
+    """
     load_before = _uptime()
     began = time.monotonic()
-    configs, rows, latency, memory = [], [], [], []
     redis: tuple[str, Any] | None = None
+    redis_reason = "no redis-server"
+    if any(s.kind == "ours" and s.store == "redis" for s in servers):
+        try:
+            redis = redis_url()
+            redis[1].flushall()
+        except ServerUnavailable as exc:
+            redis_reason = str(exc)
+            redis = None
+    configs = [_config_row(spec) for spec in servers]
+    missing = _install_all(servers, hs.quick)
+    running: dict[str, Running] = {}
+    for spec, config in zip(servers, configs, strict=True):
+        try:
+            if spec.name in missing:
+                raise ServerUnavailable(missing[spec.name])
+            if spec.kind == "ours" and spec.store == "redis" and redis is None:
+                raise ServerUnavailable(redis_reason)
+            running[spec.name] = spec.start(_env(spec, hs, redis))
+        except ServerUnavailable as exc:
+            config["unavailable"] = str(exc)
+            continue
+        config["versions"] = spec.versions()
+    progress(f"http · {len(running)} of {len(servers)} servers started")
+    runs: dict[tuple[str, str, int], list[dict[str, Any]]] = {}
+    try:
+        for server in running.values():  # warm-up, untimed
+            _loadgen(_job(server, hs, workload="get", clients=16, seconds=0.5,
+                          tasks_per_client=1), timeout=180)
+        order = list(running)
+        for repeat in range(hs.repeats):
+            turn = repeat % max(1, len(order))
+            rotated = order[turn:] + order[:turn]
+            for workload in (*WORKLOADS, "latency"):
+                progress(f"http · repeat {repeat + 1} · {workload}")
+                for name in rotated:
+                    server = running[name]
+                    if workload != "get" and server.spec.kind == "floor":
+                        continue
+                    if workload == "latency":
+                        cases = [(mode, c) for mode in ("poll", "block")
+                                 for c in hs.latency_clients]
+                    else:
+                        cases = [(workload, c) for c in hs.clients]
+                    for kind, clients in cases:
+                        if kind == "block" and server.spec.blocking is not None:
+                            continue
+                        key = (name, kind, clients)
+                        done = runs.setdefault(key, [])
+                        if done and "error" in done[-1]:
+                            continue  # failed once: not again
+                        done.append(_one_run(server, hs, kind, clients, repeat))
+    finally:
+        for server in running.values():
+            server.stop()
+    rows: list[dict[str, Any]] = []
+    latency: list[dict[str, Any]] = []
+    memory: list[dict[str, Any]] = []
     for spec in servers:
-        if spec.kind == "ours" and spec.store == "redis" and redis is None:
-            try:
-                redis = redis_url()
-            except ServerUnavailable:
-                redis = None
-        got = run_config(spec, hs, progress, redis)
-        configs.append(got["config"])
-        rows += [{"config": spec.name, **row} for row in got["rows"]]
-        latency += [{"config": spec.name, **row} for row in got["latency"]]
-        if got["memory"] is not None:
-            memory.append(got["memory"])
+        if spec.name not in running:
+            continue
+        for workload in ("get",) if spec.kind == "floor" else WORKLOADS:
+            for clients in hs.clients:
+                got = runs.get((spec.name, workload, clients), [])
+                rows.append({"config": spec.name, **_aggregate(workload, clients, got)})
+        if spec.kind == "floor":
+            continue
+        for mode in ("poll", "block"):
+            for clients in hs.latency_clients:
+                if mode == "block" and spec.blocking is not None:
+                    latency.append({"config": spec.name, "mode": mode, "clients": clients,
+                                    "unsupported": spec.blocking})
+                    continue
+                got = runs.get((spec.name, mode, clients), [])
+                latency.append({"config": spec.name,
+                                **_aggregate_latency(mode, clients, got, hs)})
+    for spec in servers:
+        if spec.kind == "floor":
+            continue
+        progress(f"http · memory · {spec.name}")
+        if spec.name not in running:
+            continue
+        if spec.processes > 1:
+            memory.append({"config": spec.name, "unsupported": "several processes"})
+            continue
+        redis_client = redis[1] if redis is not None and spec.store == "redis" else None
+        if redis_client is not None:
+            redis_client.flushall()
+        memory.append(_memory(spec, hs, _env(spec, hs, redis), redis_client))
     progress("http · done")
     from .http_report import evaluate_targets
 
@@ -394,6 +474,9 @@ def run_servers(
         "memory": memory,
         "load": {"before": load_before, "after": _uptime()},
         "elapsed_s": time.monotonic() - began,
+        "order": "all servers running; each measurement on every server in turn, "
+        "repeat after repeat, the order rotated per repeat; memory last, one fresh "
+        "process at a time",
     }
     section["targets"] = evaluate_targets(section)
     return section

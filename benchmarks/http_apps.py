@@ -17,7 +17,8 @@ configured through the environment (set by :mod:`benchmarks.http`):
 ``TASKS_STORE_BENCH_STORE``  ``memory`` (default) or ``redis``
 ``TASKS_STORE_BENCH_REDIS``  the Redis URL, with ``redis``
 ``TASKS_STORE_BENCH_POLL_MS``  the ``pollInterval`` tasks advertise (100)
-``TASKS_STORE_BENCH_RUNNER``  runner threads per process (32)
+``TASKS_STORE_BENCH_RUNNER``  runner threads per process (32); its queue is
+                             bounded at 10⁶ tasks (the peers bound none)
 
 ``python -m benchmarks.http_apps --app mcp|floor --port N --threads N`` serves
 one of them with waitress.
@@ -107,12 +108,20 @@ def build_mcp_app() -> WsgiApp:
         input_schema=WORK_TOOL["inputSchema"],
         task_support="optional",
     )(_work)
+    from tasks_store.mcp import TaskRunner
+
+    try:  # queue bounds as high as the peers' (they have none)
+        runner = TaskRunner(
+            store, max_workers=runner_threads, max_queued=10**6, max_queued_per_owner=10**6
+        )
+    except TypeError:  # a runner without queue bounds
+        runner = TaskRunner(store, max_workers=runner_threads)
     server = McpServer(
         store,
         tools,
         server_info={"name": "tasks_store-bench", "version": "1.0.0"},
         result_timeout=120.0,
-        max_workers=runner_threads,
+        runner=runner,
     )
     return server.wsgi_app()  # type: ignore[return-value]
 

@@ -93,7 +93,8 @@ def _throughput_table(section: dict[str, Any], workload: str, title: str, op: st
     clients: list[int] = list(section["settings"]["clients"])
     mid = 16 if 16 in clients else clients[-1]
     headers = ["server", "procs"] + [f"{c} clients req/s" for c in clients]
-    headers += [f"p50 / p99 ms @{mid}", f"x best peer @{mid}"]
+    lat_at = [mid] if workload != "get" or clients[-1] == mid else [mid, clients[-1]]
+    headers += [f"p50 / p99 ms @{c}" for c in lat_at] + [f"x best peer @{mid}"]
     if workload == "get":
         headers.append(f"x floor @{mid}")
     out: list[list[str]] = []
@@ -114,12 +115,14 @@ def _throughput_table(section: dict[str, Any], workload: str, title: str, op: st
                 cells.append("failed")
             else:
                 cells.append(_num(row["rps"]["median"]) + _range(row["rps"]))
+        for c in lat_at:
+            row = _row(section, name, workload, c)
+            if row is not None and "unavailable" not in row:
+                ops = row["ops"].get(op) or next(iter(row["ops"].values()), {})
+                cells.append(f"{_ms(ops.get('p50_ms'))} / {_ms(ops.get('p99_ms'))}")
+            else:
+                cells.append("n/a")
         row = _row(section, name, workload, mid)
-        if row is not None and "unavailable" not in row:
-            ops = row["ops"].get(op) or next(iter(row["ops"].values()), {})
-            cells.append(f"{_ms(ops.get('p50_ms'))} / {_ms(ops.get('p99_ms'))}")
-        else:
-            cells.append("n/a")
         value = _rps(row)
         cells.append("n/a" if value is None or best is None else f"{value / best[1]:.2f}x")
         if workload == "get":
@@ -327,7 +330,8 @@ def write_plots(results: dict[str, Any], out: Path) -> list[Path]:
     clients = list(section["settings"]["clients"])
     fig, axes = plt.subplots(1, 3, figsize=(15, 5.2))
     names = [c["name"] for c in _configs(section) if "unavailable" not in c]
-    colours = {name: f"C{i % 10}" for i, name in enumerate(names)}
+    palette = plt.get_cmap("tab20").colors  # 20 distinct colours: one per server
+    colours = {name: palette[i % len(palette)] for i, name in enumerate(names)}
     for ax, workload in zip(axes, ("get", "create", "mixed"), strict=True):
         for config in _configs(section):
             if "unavailable" in config or (config["kind"] == "floor" and workload != "get"):

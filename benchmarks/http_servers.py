@@ -155,6 +155,8 @@ class ServerSpec:
     blocking: str | None = None  # None: blocks; else the reason there is no blocking row
     prepare: Callable[[], dict[str, str]] = field(default=lambda: {})
     versions: Callable[[], dict[str, str]] = field(default=lambda: {})
+    #: whether what :attr:`prepare` would install is in the cache already
+    installed: Callable[[], bool] = field(default=lambda: True)
 
     def start(self, env_extra: dict[str, str] | None = None, tag: str = "") -> Running:
         """Install (once), start on a free port, wait until it accepts; raise ServerUnavailable."""
@@ -300,6 +302,14 @@ def floor(server: str, workers: int = 1) -> ServerSpec:
 # -- peers ------------------------------------------------------------------------
 
 
+def _marked(folder: Path, expected: object) -> bool:
+    """Whether *folder* holds a finished install of *expected* (its marker says so)."""
+    try:
+        return bool(json.loads((folder / ".complete.json").read_text()) == expected)
+    except (OSError, ValueError):
+        return False
+
+
 def _venv(name: str, specs: Sequence[str]) -> Path:
     """A virtualenv ``<cache>/venv-<name>`` holding *specs*, made once; return its python."""
     folder = cache_dir() / f"venv-{name}"
@@ -376,6 +386,7 @@ def _python_peer(
         name=label, kind="peer", server="uvicorn", processes=1, store="in memory", wire=wire,
         about=about, command=command, blocking=blocking, prepare=prepare,
         versions=_venv_versions(name, packages),
+        installed=lambda: _marked(cache_dir() / f"venv-{name}", list(specs)),
     )
 
 
@@ -423,6 +434,9 @@ def _ts_peer() -> ServerSpec:
         blocking=None,
         prepare=prepare,
         versions=versions,
+        installed=lambda: _marked(
+            cache_dir() / "npm-ts-sdk-1.32.2", dict(sorted(TS_SPECS.items()))
+        ),
     )
 
 

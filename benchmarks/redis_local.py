@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-__all__ = ["RedisUnavailable", "redis_store"]
+__all__ = ["RedisUnavailable", "redis_client", "redis_store"]
 
 _lock = threading.Lock()  # guards _server
 _server: tuple[subprocess.Popen[bytes], int] | None = None
@@ -103,9 +103,11 @@ def _stop() -> None:
         process.kill()
 
 
-def redis_store(**kwargs: Any) -> tuple[Any, Any]:
+def redis_client(**kwargs: Any) -> tuple[Any, str]:
     """
-    Return ``(store, client)``: a RedisTaskStore on the run's flushed server.
+    Return ``(client, url)``: a new redis-py client of the run's flushed server, and its URL.
+
+    *kwargs* go to ``redis.Redis`` (``max_connections=64`` unless given).
 
     Raises:
         RedisUnavailable: redis-server or redis-py is missing, or the server
@@ -114,8 +116,21 @@ def redis_store(**kwargs: Any) -> tuple[Any, Any]:
     port = _start()
     import redis
 
+    kwargs.setdefault("max_connections", 64)
+    client = redis.Redis(host="127.0.0.1", port=port, **kwargs)
+    client.flushall()
+    return client, f"redis://127.0.0.1:{port}/0"
+
+
+def redis_store(**kwargs: Any) -> tuple[Any, Any]:
+    """
+    Return ``(store, client)``: a RedisTaskStore on the run's flushed server.
+
+    Raises:
+        RedisUnavailable: redis-server or redis-py is missing, or the server
+            did not start.
+    """
     from tasks_store.store.redis import RedisTaskStore
 
-    client = redis.Redis(host="127.0.0.1", port=port, max_connections=64)
-    client.flushall()
+    client, _ = redis_client()
     return RedisTaskStore(client, **kwargs), client

@@ -349,9 +349,9 @@ def build_tables(results: dict[str, Any]) -> list[Table]:
     tables = [make(results[key]) for key, make in makers if key in results]
     if results.get("targets"):
         tables.append(_targets_table(results["targets"]))
-    from . import http_report  # the http section's tables (it imports this module)
+    from . import http_report, redis_rounds  # their sections' tables (they import this module)
 
-    return tables + http_report.build_tables(results)
+    return tables + http_report.build_tables(results) + redis_rounds.build_tables(results)
 
 
 # -- targets ---------------------------------------------------------------------

@@ -397,13 +397,17 @@ def run_latency(
             for name, by_op in figures.items():
                 if by_op.get(op, {}).get("unavailable"):
                     progress(f"latency · {op} · {name} (unavailable)")
+        for bench in benches:  # issue 13: an unknown id costs what another owner's id costs
+            progress(f"latency · get not found · {bench.entry.name}")
+            figures[bench.entry.name].update(_not_found_figures(bench))
     finally:
         for bench in benches:
             bench.target.close()
     rows = [
         {"store": entry.name, "op": op, **figures[entry.name][op]}
         for entry in entries
-        for op in ALL_OPS
+        for op in (*ALL_OPS, *NOT_FOUND_OPS)
+        if op in figures[entry.name]
     ]
     return {
         "size": settings.latency_size,
@@ -413,6 +417,65 @@ def run_latency(
         "order": "each op on every store in turn, order rotated per op",
         "rows": rows,
     }
+
+
+#: The two not-found reads, rows of the latency section (issue 13, item 7).
+NOT_FOUND_OPS = ("get (unknown id)", "get (another owner's id)")
+
+
+def _not_found_figures(bench: _Bench) -> dict[str, dict[str, Any]]:
+    """
+    Time ``get`` of an id that never existed and of another owner's id, interleaved.
+
+    Only for stores that refuse a foreign owner (raise ``LookupError``); the
+    foreign-access WARNING goes to a null handler meanwhile (it is written off
+    the request path; what is timed is the caller's share).  Four alternating
+    rounds of each; the figures merge them.
+    """
+    import logging
+    import uuid
+
+    target, data = bench.target, bench.data
+    owners = data.owners
+    if target.get is None or len(owners) < 2 or "get" not in bench.entry.supports:
+        return {}
+    after = {owner: owners[(i + 1) % len(owners)] for i, owner in enumerate(owners)}
+    foreign = [(task_id, after[owner]) for task_id, owner in data.tasks[: bench.n]]
+    unknown = [(str(uuid.UUID(int=bench.rng.getrandbits(128), version=4)), owner)
+               for _, owner in foreign]  # fmt: skip
+
+    def get(task_id: str, owner: str, _get: Any = target.get) -> None:
+        try:  # noqa: SIM105 - cheaper than suppress(); both rows pay the same
+            _get(task_id, owner)
+        except LookupError:
+            pass
+
+    try:
+        target.get(*foreign[0])
+    except LookupError:
+        pass
+    else:
+        return {}  # this store answers another owner's id: nothing to compare
+    log = logging.getLogger("tasks_store")
+    null, propagate = logging.NullHandler(), log.propagate
+    log.addHandler(null)
+    log.propagate = False
+    runs: dict[str, list[dict[str, Any]]] = {op: [] for op in NOT_FOUND_OPS}
+    try:
+        for _ in range(4):
+            for op, args in zip(NOT_FOUND_OPS, (unknown, foreign), strict=True):
+                runs[op].append(bench.timer.run(get, args))
+    finally:
+        log.removeHandler(null)
+        log.propagate = propagate
+    out: dict[str, dict[str, Any]] = {}
+    for op, parts in runs.items():
+        merged = {key: statistics.median(p[key] for p in parts) for key in ("median", "p99")}
+        merged["min"] = min(p["min"] for p in parts)
+        merged["max"] = max(p["max"] for p in parts)
+        merged["samples"] = sum(p.get("samples", 0) or 0 for p in parts)
+        out[op] = merged
+    return out
 
 
 # -- 5. floor ------------------------------------------------------------------

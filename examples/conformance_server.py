@@ -6,31 +6,43 @@ Run it as the suite's runner does (tests/conformance.py)::
     python examples/conformance_server.py --host 127.0.0.1 --port N \\
         [--store memory|redis] [--redis-url URL]
 
-It serves ``http://HOST:PORT/mcp``: the tools of
-``../shared/spec/conformance-fixtures.md`` that need no input flow, each with
-the task support the fixtures table gives.  The suite sends no credentials,
-so anonymous callers are allowed here (never in a real deployment) and the
-quota is generous.
+It serves ``http://HOST:PORT/mcp``: the tools (and the one prompt) of
+``../shared/spec/conformance-fixtures.md``, each with the task support the
+fixtures table gives: the input flows of tasks (``confirm_delete``,
+``multi_input``: a task asks through ``ctx.elicit`` and ``tasks/update``
+answers), a tool that gathers input before its task
+(``test_tool_with_task``), the multi round-trip fixtures
+(``test_input_required_result_*``: ``ctx.elicit`` and friends on a
+2026-07-28 request, answered ``input_required`` until the retry carries the
+answers), and ``test_trigger_tool_change``, which adds a tool (so that
+``subscriptions/listen`` streams get ``notifications/tools/list_changed``).
+The suite sends no credentials, so anonymous callers are allowed here
+(never in a real deployment) and the quota is generous.
 
 :data:`TOOLS` is a plain list of :class:`Tool` definitions, in the order
 ``tools/list`` shows them (``test_simple_text`` first, as the suite
-requires): add a fixture by adding a ``Tool(...)`` to it.
+requires): add a fixture by adding a ``Tool(...)`` to it.  :data:`PROMPTS`
+holds the prompts.
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import logging
 import signal
+import threading
 import time
 from typing import Any
 
 import waitress
 
-from tasks_store import InMemoryTaskStore, StoreError, TaskSecurityConfig, TaskStore
+from tasks_store import InMemoryTaskStore, StoreError, TaskSecurityConfig, TaskStore, WaitTimeout
 from tasks_store.mcp import McpServer, Tool
-from tasks_store.mcp.context import TaskContext
-from tasks_store.mcp.tools import ToolContext
+from tasks_store.mcp.limits import ServerLimits
+from tasks_store.mcp.mrtr import elicitation_request, roots_request, sampling_request
+from tasks_store.mcp.prompts import Prompt, PromptRegistry
+from tasks_store.mcp.tools import ToolContext, ToolRegistry
 from tasks_store.mcp.v2026 import RequestCallContext
 
 EMPTY: dict[str, Any] = {"type": "object", "properties": {}}
@@ -116,26 +128,196 @@ def streaming_elicitation(arguments: dict[str, Any], ctx: ToolContext) -> dict[s
     }
 
 
-#: How long confirm_delete waits in input_required before it gives up.
-CONFIRM_TIMEOUT = 30.0
+#: How long confirm_delete and multi_input wait for the client before they give up.
+CONFIRM_TIMEOUT = 120.0
+
+CONFIRM_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {"confirm": {"type": "boolean"}},
+}
+NAME_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {"name": {"type": "string"}},
+    "required": ["name"],
+}
+
+
+def _accepted(answer: dict[str, Any]) -> dict[str, Any] | None:
+    """The submitted form of an ``ElicitResult``, or None when not accepted."""
+    content = answer.get("content")
+    return content if answer.get("action") == "accept" and isinstance(content, dict) else None
 
 
 def confirm_delete(arguments: dict[str, Any], ctx: ToolContext) -> dict[str, Any]:
     """
-    A task that asks for confirmation (status input_required).
+    Ask the user to confirm, then "delete" the file.
 
-    Storing what it asks and delivering the client's answer through
-    ``tasks/update`` is issue 11's (input flows); until then the task waits in
-    ``input_required`` until it is cancelled, or gives up after
-    :data:`CONFIRM_TIMEOUT` seconds.
+    In a task, ``ctx.elicit`` stores the question with the task
+    (``input_required``; ``tasks/get`` shows it, ``tasks/update`` answers
+    it) and blocks until the answer arrives, through whichever worker.  On
+    a 2026-07-28 call answered inline it is a multi round-trip request.
     """
     filename = arguments["filename"]
-    if not isinstance(ctx, TaskContext):
-        return _text(f"Not deleting {filename}: confirmation needs a task.", is_error=True)
-    ctx.require_input(f"Confirm deleting {filename}?")
-    if not _sleep(ctx, CONFIRM_TIMEOUT):
-        return _text(f"{filename}: cancelled")
-    return _text(f"Not deleting {filename}: no confirmation arrived.", is_error=True)
+    try:
+        answer = ctx.elicit(f"Delete {filename}?", CONFIRM_SCHEMA, timeout=CONFIRM_TIMEOUT)
+    except WaitTimeout:
+        return _text(f"Not deleting {filename}: no confirmation arrived.", is_error=True)
+    form = _accepted(answer)
+    if form is None or form.get("confirm") is not True:
+        return _text(f"Not deleting {filename}: the user said no.")
+    return _text(f"Deleted {filename}.")
+
+
+def multi_input(arguments: dict[str, Any], ctx: ToolContext) -> dict[str, Any]:
+    """Ask two questions at once (two keys outstanding); go on once both are answered."""
+    answers = ctx.request_input(
+        {
+            "name": elicitation_request("What is your name?", NAME_SCHEMA),
+            "confirm": elicitation_request("Go ahead?", CONFIRM_SCHEMA),
+        },
+        status_message="Waiting for two answers",
+        timeout=CONFIRM_TIMEOUT,
+    )
+    names = [str((_accepted(a) or {}).get("name", "?")) for a in answers.values()]
+    return _text(f"multi_input done: {', '.join(names)}")
+
+
+def ask_name_first(arguments: dict[str, Any], ctx: ToolContext) -> dict[str, Any]:
+    """test_tool_with_task's prepare step: ask the user's name before the task exists."""
+    form = _accepted(ctx.elicit("What is your name?", NAME_SCHEMA, key="user_name")) or {}
+    return {**arguments, "name": str(form.get("name", "stranger"))}
+
+
+def tool_with_task(arguments: dict[str, Any], ctx: ToolContext) -> dict[str, Any]:
+    """The task, made on the final round with the name gathered first."""
+    _sleep(ctx, 0.2)
+    return _text(f"Hello, {arguments.get('name', 'stranger')}! (greeted from a task)")
+
+
+# -- multi round-trip requests (SEP-2322): the tool asks, the retry answers ------
+
+
+def mrtr_elicitation(arguments: dict[str, Any], ctx: ToolContext) -> dict[str, Any]:
+    form = _accepted(ctx.elicit("What is your name?", NAME_SCHEMA, key="user_name")) or {}
+    return _text(f"Hello, {form.get('name', 'stranger')}!")
+
+
+def mrtr_sampling(arguments: dict[str, Any], ctx: ToolContext) -> dict[str, Any]:
+    answer = ctx.create_message("What is the capital of France?", 100, key="capital_question")
+    content = answer.get("content")
+    text = content.get("text") if isinstance(content, dict) else None
+    return _text(f"The model said: {text}")
+
+
+def mrtr_list_roots(arguments: dict[str, Any], ctx: ToolContext) -> dict[str, Any]:
+    roots = ctx.list_roots(key="client_roots").get("roots") or []
+    names = [str(r.get("name") or r.get("uri")) for r in roots if isinstance(r, dict)]
+    return _text(f"Roots: {', '.join(names) or '(none)'}")
+
+
+def mrtr_request_state(arguments: dict[str, Any], ctx: ToolContext) -> dict[str, Any]:
+    if isinstance(ctx, RequestCallContext) and ctx.state is None:
+        ctx.state = {"asked": "confirm"}  # carried, signed, to the retry
+    ok_schema = {"type": "object", "properties": {"ok": {"type": "boolean"}}}
+    form = _accepted(ctx.elicit("Confirm?", ok_schema, key="confirm")) or {}
+    state = ctx.state if isinstance(ctx, RequestCallContext) else None
+    if state != {"asked": "confirm"}:
+        return _text("the request state did not come back", is_error=True)
+    return _text(f"state-ok: confirmed={form.get('ok')}")
+
+
+def mrtr_multiple_inputs(arguments: dict[str, Any], ctx: ToolContext) -> dict[str, Any]:
+    answers = ctx.request_input(
+        {
+            "user_name": elicitation_request("What is your name?", NAME_SCHEMA),
+            "greeting": sampling_request("Say hello.", 50),
+            "client_roots": roots_request(),
+        }
+    )
+    name = (_accepted(answers["user_name"]) or {}).get("name", "?")
+    content = answers["greeting"].get("content")
+    greeting = content.get("text") if isinstance(content, dict) else "?"
+    roots = len(answers["client_roots"].get("roots") or [])
+    return _text(f"{greeting} {name} ({roots} root(s))")
+
+
+def mrtr_multi_round(arguments: dict[str, Any], ctx: ToolContext) -> dict[str, Any]:
+    name = (_accepted(ctx.elicit("What is your name?", NAME_SCHEMA, key="step1")) or {}).get(
+        "name", "?"
+    )
+    color_schema = {"type": "object", "properties": {"color": {"type": "string"}}}
+    color = (_accepted(ctx.elicit("Favourite colour?", color_schema, key="step2")) or {}).get(
+        "color", "?"
+    )
+    return _text(f"{name} likes {color}.")
+
+
+def mrtr_tampered_state(arguments: dict[str, Any], ctx: ToolContext) -> dict[str, Any]:
+    ok_schema = {"type": "object", "properties": {"ok": {"type": "boolean"}}}
+    form = _accepted(ctx.elicit("Confirm?", ok_schema, key="confirm")) or {}
+    return _text(f"confirmed={form.get('ok')}")
+
+
+def mrtr_capabilities(arguments: dict[str, Any], ctx: ToolContext) -> dict[str, Any]:
+    """Ask only with what this very request declared."""
+    if not isinstance(ctx, RequestCallContext):
+        return _text("Asks only on 2026-07-28.", is_error=True)
+    requests: dict[str, Any] = {}
+    if ctx.has_capability("sampling"):
+        requests["sampling_check"] = sampling_request("Say yes.", 10)
+    if ctx.has_capability("elicitation"):
+        requests["elicitation_check"] = elicitation_request("Say yes.", CONFIRM_SCHEMA)
+    if ctx.has_capability("roots"):
+        requests["roots_check"] = roots_request()
+    if not requests:
+        return _text("The client declared nothing to ask with.")
+    answers = ctx.request_input(requests)
+    return _text(f"Asked with: {', '.join(sorted(answers))}")
+
+
+def mrtr_prompt(arguments: dict[str, str], ctx: Any) -> dict[str, Any]:
+    schema = {
+        "type": "object",
+        "properties": {"context": {"type": "string"}},
+        "required": ["context"],
+    }
+    answer = ctx.elicit("What context should the prompt use?", schema, key="user_context")
+    form = _accepted(answer) or {}
+    text = f"Answer with this context in mind: {form.get('context', '')}"
+    return {"messages": [{"role": "user", "content": {"type": "text", "text": text}}]}
+
+
+# -- the tools list changing (subscriptions/listen) ----------------------------
+
+_registries: list[ToolRegistry] = []  # the running server's tools (make_server sets it)
+_prompt_registries: list[PromptRegistry] = []  # and its prompts
+_dynamic = itertools.count(1)
+_dynamic_lock = threading.Lock()
+
+
+def trigger_prompt_change(arguments: dict[str, Any], ctx: ToolContext) -> dict[str, Any]:
+    """Add a prompt to the running server: its prompts list changes."""
+    with _dynamic_lock:
+        name = f"test_dynamic_prompt_{next(_dynamic)}"
+    for registry in _prompt_registries:
+        registry.add(Prompt(name=name, description="Added by test_trigger_prompt_change.",
+                            fn=lambda arguments, ctx: {"messages": []}))  # fmt: skip
+    return _text(f"Added {name}.")
+
+
+def trigger_tool_change(arguments: dict[str, Any], ctx: ToolContext) -> dict[str, Any]:
+    """Add a tool to the running server: its tools list changes."""
+    with _dynamic_lock:
+        name = f"test_dynamic_tool_{next(_dynamic)}"
+    for registry in _registries:
+        tool = Tool(
+            name=name,
+            description="Added by test_trigger_tool_change.",
+            input_schema=EMPTY,
+            fn=simple_text,
+        )
+        registry.add(tool)
+    return _text(f"Added {name}.")
 
 
 def logging_tool(arguments: dict[str, Any], ctx: ToolContext) -> dict[str, Any]:
@@ -221,6 +403,59 @@ TOOLS: list[Tool] = [
         input_schema=EMPTY,
         fn=logging_tool,
     ),
+    Tool(
+        name="multi_input",
+        description="A task that asks two questions at once.",
+        input_schema=EMPTY,
+        task_support="optional",
+        fn=multi_input,
+    ),
+    Tool(
+        name="test_tool_with_task",
+        description="Asks the user's name first (multi round-trip), then greets from a task.",
+        input_schema=EMPTY,
+        task_support="required",
+        fn=tool_with_task,
+        prepare=ask_name_first,
+    ),
+    Tool(
+        name="test_trigger_tool_change",
+        description="Adds a tool, so that the tools list changes.",
+        input_schema=EMPTY,
+        fn=trigger_tool_change,
+    ),
+    Tool(
+        name="test_trigger_prompt_change",
+        description="Adds a prompt, so that the prompts list changes.",
+        input_schema=EMPTY,
+        fn=trigger_prompt_change,
+    ),
+    *(
+        Tool(
+            name=f"test_input_required_result_{suffix}",
+            description=description,
+            input_schema=EMPTY,
+            fn=fn,
+        )
+        for suffix, description, fn in [
+            ("elicitation", "Asks the user's name (user_name).", mrtr_elicitation),
+            ("sampling", "Asks the model (capital_question).", mrtr_sampling),
+            ("list_roots", "Asks for the client's roots (client_roots).", mrtr_list_roots),
+            ("request_state", "Asks a confirmation, carrying state.", mrtr_request_state),
+            ("multiple_inputs", "Asks three things at once.", mrtr_multiple_inputs),
+            ("multi_round", "Asks two things, one round each.", mrtr_multi_round),
+            ("tampered_state", "Asks a confirmation; verifies the state.", mrtr_tampered_state),
+            ("capabilities", "Asks only with declared capabilities.", mrtr_capabilities),
+        ]
+    ),
+]
+
+PROMPTS: list[Prompt] = [
+    Prompt(
+        name="test_input_required_result_prompt",
+        description="Asks for context (multi round-trip) before it is built.",
+        fn=mrtr_prompt,
+    ),
 ]
 
 
@@ -241,13 +476,21 @@ def make_store(kind: str, redis_url: str | None) -> TaskStore:
 
 def make_server(store: TaskStore) -> McpServer:
     """Return the MCP server over *store* with :data:`TOOLS`."""
-    return McpServer(
+    server = McpServer(
         store,
         TOOLS,
         server_info={"name": "tasks_store-conformance", "version": "1.0.0"},
         result_timeout=120.0,
         max_workers=32,
+        prompts=PROMPTS,
+        # The suite's calls are all the one anonymous owner, and it opens
+        # listen streams back to back (each ends once the server sees its
+        # client gone): room for a few at once.
+        limits=ServerLimits(max_blocking=16, max_blocking_per_owner=8),
     )
+    _registries[:] = [server.tools]
+    _prompt_registries[:] = [server.prompts]
+    return server
 
 
 def _interrupt(signum: int, frame: object) -> None:
@@ -273,7 +516,8 @@ def main(argv: list[str] | None = None) -> None:
         host=args.host,
         port=args.port,
         threads=args.threads,
-        max_request_body_size=app.max_body_bytes,
+        max_request_body_size=app.max_body_bytes + 1,  # waitress refuses >= this, unread
+        channel_request_lookahead=1,  # a blocked tasks/result or a stream sees its client leave
     )
     signal.signal(signal.SIGTERM, _interrupt)
     print(

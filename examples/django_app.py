@@ -52,6 +52,8 @@ if not settings.configured:  # the demo's settings; a real project has its own
         DATABASES={"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": ":memory:"}},
         USE_TZ=True,
         DEFAULT_AUTO_FIELD="django.db.models.AutoField",
+        # Django's body limit, as TasksApp's max_body_bytes (1 MiB): request.body refuses more.
+        DATA_UPLOAD_MAX_MEMORY_SIZE=1_048_576,
     )
     django.setup()
 

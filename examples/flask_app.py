@@ -85,6 +85,8 @@ def create_app(
     """
     app = Flask(__name__)
     app.secret_key = secret_key or secrets.token_hex(32)
+    # Flask's own body limit, the MCP app's: a bigger body is refused (413) before it is read.
+    app.config["MAX_CONTENT_LENGTH"] = mcp_app.max_body_bytes
     login = LoginManager(app)
 
     @login.user_loader

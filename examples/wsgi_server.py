@@ -1,5 +1,5 @@
 """
-A demo MCP server with tasks: two tools, served by waitress (multi-threaded).
+A demo MCP server with tasks: three tools, served by waitress (multi-threaded).
 
 Start it (needs the ``examples`` extra: waitress and jsonschema)::
 
@@ -18,6 +18,14 @@ Tools:
   each step (``tasks/get`` shows them in ``_meta``), stops at the next step
   when the task is cancelled, and returns ``Counted to N.``
 * ``echo`` (``{"text": str}``, ``taskSupport: forbidden``) returns the text.
+* ``greet_user`` (``{"greeting"?: str}``, ``taskSupport: optional``) asks the
+  user their name (an elicitation), then greets them by it.  As a task it
+  waits in ``input_required`` until the answer comes: on 2025-11-25 through
+  ``tasks/result``, which streams the ``elicitation/create`` request (SSE)
+  and takes the client's response as a POST; on 2026-07-28 through
+  ``tasks/get`` (``inputRequests``) and ``tasks/update``.  Called inline on
+  2026-07-28 it is a multi round-trip request.  The answer may reach any
+  worker sharing the store.
 
 Owners.  Without tokens, each session owns its tasks.  With tokens
 (``--token alice=s3cret``, repeatable, or ``TASKS_STORE_DEMO_TOKENS="alice=s3cret,bob=pa55"``)
@@ -33,6 +41,18 @@ with ``--host 0.0.0.0`` to serve other machines).
 ``--store redis`` keeps tasks and sessions on Redis, so several processes
 (started with the same ``--redis-url``) serve the same sessions and tasks.
 Stop it with Ctrl-C or SIGTERM; tasks still running are then cancelled.
+
+Operating limits (docs/serving.md, "Operating it"): waitress's own body limit
+matches the app's ``max_body_bytes`` (waitress refuses a body of
+``max_request_body_size`` bytes or more, hence the ``+ 1``), so a huge body is
+refused before waitress reads it; ``channel_request_lookahead=1`` lets
+waitress see a client hang up while its ``tasks/result`` waits; a janitor
+sweeps expired tasks and fails tasks whose worker died every 30 s.  Under
+gunicorn (no body limit of its own: the app refuses by ``Content-Length``
+unread) bound the request line and headers instead::
+
+    gunicorn -k gthread --threads 16 --limit-request-line 8190 \
+        --limit-request-fields 100 --limit-request-field_size 8190 app:application
 """
 
 from __future__ import annotations
@@ -49,7 +69,7 @@ from typing import TYPE_CHECKING, Any
 
 import waitress
 
-from tasks_store import InMemoryTaskStore, TaskSecurityConfig, TaskStore
+from tasks_store import InMemoryTaskStore, TaskSecurityConfig, TaskStore, WaitTimeout
 from tasks_store.mcp import McpServer, ToolRegistry
 from tasks_store.mcp.tools import ToolContext
 
@@ -99,6 +119,41 @@ def slow_count(arguments: dict[str, Any], ctx: ToolContext) -> dict[str, Any]:
 )
 def echo(arguments: dict[str, Any], ctx: ToolContext) -> dict[str, Any]:
     return {"content": [{"type": "text", "text": arguments["text"]}]}
+
+
+#: How long greet_user waits for the user's answer, in seconds.
+ANSWER_TIMEOUT = 300.0
+
+
+@tools.tool(
+    description=(
+        "Ask the user their name, then greet them by it. Run it as a task: it waits "
+        "(input_required) until the user answers."
+    ),
+    input_schema={
+        "type": "object",
+        "properties": {"greeting": {"type": "string", "maxLength": 40}},
+        "additionalProperties": False,
+    },
+    task_support="optional",
+)
+def greet_user(arguments: dict[str, Any], ctx: ToolContext) -> dict[str, Any]:
+    greeting = arguments.get("greeting", "Hello")
+    schema = {
+        "type": "object",
+        "properties": {"name": {"type": "string", "title": "Your name"}},
+        "required": ["name"],
+    }
+    try:
+        answer = ctx.elicit("What is your name?", schema, timeout=ANSWER_TIMEOUT)
+    except WaitTimeout:
+        return {"content": [{"type": "text", "text": "Nobody answered; no greeting."}]}
+    content = answer.get("content")
+    if answer.get("action") != "accept" or not isinstance(content, dict):
+        return {"content": [{"type": "text", "text": "No name given; no greeting."}]}
+    name = str(content.get("name", "")).strip() or "stranger"
+    ctx.report_progress(f"Greeting {name}")
+    return {"content": [{"type": "text", "text": f"{greeting}, {name}!"}]}
 
 
 class BearerAuth:
@@ -232,6 +287,7 @@ def main(argv: list[str] | None = None) -> None:
         server_info={"name": "tasks_store-demo", "version": "1.0.0"},
         result_timeout=60.0,
         allowed_hosts=args.allowed_host,
+        janitor_interval=30.0,  # cleanup_expired and lost-worker recovery, stopped by close()
     )
     app = mcp.wsgi_app()
     served: WSGIApplication = BearerAuth(app, tokens) if tokens else app
@@ -240,7 +296,8 @@ def main(argv: list[str] | None = None) -> None:
         host=args.host,
         port=args.port,
         threads=args.threads,
-        max_request_body_size=app.max_body_bytes,
+        max_request_body_size=app.max_body_bytes + 1,  # waitress refuses >= this, unread
+        channel_request_lookahead=1,  # a blocked tasks/result or a stream sees its client leave
     )
     signal.signal(signal.SIGTERM, _interrupt)  # stop on SIGTERM as on Ctrl-C
     auth = f", bearer tokens for {len(tokens)} user(s)" if tokens else ""

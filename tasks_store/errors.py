@@ -33,9 +33,13 @@ __all__ = [
     "AnonymousAccessDenied",
     "Expired",
     "HeaderMismatch",
+    "InputNotAvailable",
+    "InputRequestFailed",
+    "InputSizeExceeded",
     "InvalidCursor",
     "InvalidParams",
     "InvalidRequest",
+    "InvalidRequestState",
     "InvalidTransition",
     "MethodNotFound",
     "MissingRequiredClientCapability",
@@ -44,6 +48,7 @@ __all__ = [
     "ParseError",
     "ResourceExhausted",
     "StoreError",
+    "TaskEnded",
     "TaskError",
     "TtlExceeded",
     "UnsupportedProtocolVersion",
@@ -304,6 +309,87 @@ class WaitTimeout(TaskError, TimeoutError):
 
     def _data(self) -> dict[str, Any]:
         return {"taskId": self.task_id, "timeout": self.timeout}
+
+
+# -- input requests: a task asking its client for input (issue 11) ------------
+
+
+class InputSizeExceeded(VariableSizeExceeded):
+    """
+    A task's input requests and unconsumed responses would encode to more
+    bytes than allowed (they share the variables' limit, counted apart).
+    """
+
+    def __init__(self, limit_bytes: int, actual_bytes: int) -> None:
+        TaskError.__init__(
+            self,
+            f"Task input requests and responses would take {actual_bytes} bytes of JSON; "
+            f"the limit is {limit_bytes}",
+        )
+        self.limit_bytes = limit_bytes
+        self.actual_bytes = actual_bytes
+
+
+class TaskEnded(TaskError):
+    """
+    The task ended (cancelled, or ended by someone else) while its tool was
+    waiting for input: nobody will read what the tool would produce.
+    """
+
+    code = INVALID_PARAMS
+    _fields = ("task_id", "status")
+
+    def __init__(self, task_id: str, status: str) -> None:
+        shown = str(status)
+        super().__init__(f"Task {_show(task_id)} ended ({shown}) while waiting for input")
+        self.task_id = task_id
+        self.status = status
+
+    def _data(self) -> dict[str, Any]:
+        return {"taskId": self.task_id, "status": str(self.status)}
+
+
+class InputRequestFailed(TaskError):
+    """
+    The client answered one of the task's input requests with a JSON-RPC
+    error instead of a result (*error* is that error object).
+    """
+
+    code = INTERNAL_ERROR
+    _fields = ("task_id", "key", "error")
+
+    def __init__(self, task_id: str, key: str, error: dict[str, Any]) -> None:
+        reason = error.get("message") if isinstance(error, dict) else None
+        super().__init__(
+            f"Task {_show(task_id)}: the client refused input request {_show(key)!r}: "
+            f"{reason if isinstance(reason, str) else 'no message'}"
+        )
+        self.task_id = task_id
+        self.key = key
+        self.error = error
+
+    def _data(self) -> dict[str, Any]:
+        return {"taskId": self.task_id, "key": self.key, "clientError": self.error}
+
+
+class InputNotAvailable(TaskError):
+    """
+    A tool asked its client for input where no input flow exists: an inline
+    2025-11-25 call (only a task, or a 2026-07-28 request, can ask).
+    """
+
+    code = INVALID_PARAMS
+    _fields = ("message",)
+
+
+class InvalidRequestState(TaskError):
+    """
+    A 2026-07-28 retry carried a ``requestState`` that fails verification:
+    tampered with, expired, issued for another request or another caller.
+    """
+
+    code = INVALID_PARAMS
+    _fields = ("message",)
 
 
 # -- protocol-level errors: the request itself is wrong, no task involved -------

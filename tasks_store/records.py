@@ -175,9 +175,16 @@ class TaskRecord:
             for never.
         variables_json: the variables as compact JSON text.
         result_json: the result as JSON text; None until one is set.
+        inputs_json: the task's input requests as compact JSON text: ``"{}"``
+            until the task first asks its client for input, then
+            ``{"issued": [every key ever issued, in order], "open": {key:
+            request still outstanding}, "answered": {key: response not yet
+            consumed by the tool}}`` (see :mod:`tasks_store.rules`); once
+            the task has ended nothing in it is outstanding.  Never part of
+            the wire ``Task``.
 
-    Prefer the decoded views :attr:`variables`, :attr:`result` and
-    :attr:`expires_at`.
+    Prefer the decoded views :attr:`variables`, :attr:`result`,
+    :attr:`input_requests`, :attr:`input_responses` and :attr:`expires_at`.
     """
 
     task: Task
@@ -188,6 +195,7 @@ class TaskRecord:
     expires_at_ms: int | None
     variables_json: str = "{}"
     result_json: str | None = None
+    inputs_json: str = "{}"
 
     @property
     def task_id(self) -> str:
@@ -225,6 +233,37 @@ class TaskRecord:
         if self.result_json is None:
             return None
         return load_result(self.result_json)
+
+    @property
+    def input_requests(self) -> Mapping[str, Any]:
+        """
+        The input requests still outstanding, key to ``{"method", "params"}``,
+        decoded afresh on each access (read-only).  Empty once every request
+        is answered or withdrawn, and once the task has ended.
+        """
+        if self.inputs_json == "{}" or self.task.status.is_terminal:
+            return _EMPTY
+        return MappingProxyType(json.loads(self.inputs_json)["open"])
+
+    @property
+    def input_responses(self) -> Mapping[str, Any]:
+        """
+        The responses received and not yet consumed by the waiting tool, key
+        to response (a :class:`JsonRpcError` when the client answered with an
+        error), decoded afresh on each access (read-only).  Empty once the
+        task has ended.
+        """
+        if self.inputs_json == "{}" or self.task.status.is_terminal:
+            return _EMPTY
+        answered = json.loads(self.inputs_json)["answered"]
+        return MappingProxyType({key: _load_value(value) for key, value in answered.items()})
+
+    @property
+    def input_keys(self) -> tuple[str, ...]:
+        """Every input request key the task ever issued, in order (none is ever reused)."""
+        if self.inputs_json == "{}":
+            return ()
+        return tuple(json.loads(self.inputs_json)["issued"])
 
     @property
     def expires_at(self) -> datetime | None:
@@ -441,7 +480,11 @@ _ERROR_TAG = "__tasks_store.JsonRpcError__"
 
 def load_result(text: str) -> Any:
     """Decode a result's JSON text (:func:`tasks_store.wire.dump_result` wrote it)."""
-    value = json.loads(text)
+    return _load_value(json.loads(text))
+
+
+def _load_value(value: Any) -> Any:
+    """A decoded result or input response: a tagged error becomes a :class:`JsonRpcError`."""
     if type(value) is dict and len(value) == 1 and _ERROR_TAG in value:
         error = value[_ERROR_TAG]
         return JsonRpcError(error["code"], error["message"], error.get("data"))

@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import math
 import time
+from collections.abc import Mapping
 from typing import Any
 
 from .errors import InvalidParams
@@ -27,6 +28,7 @@ __all__ = [
     "dump_json",
     "dump_result",
     "format_timestamp",
+    "json_type",
     "load_result",
 ]
 
@@ -175,3 +177,25 @@ def dump_result(result: Any) -> str:
     if isinstance(result, JsonRpcError):
         return dump_json({_ERROR_TAG: result.to_dict()}, "result")
     return dump_json(result, "result")
+
+
+def json_type(value: object) -> str:
+    """
+    Name *value*'s JSON type, for error messages ("a string", "null", ...).
+
+    >>> json_type([1]), json_type(None), json_type(True)
+    ('an array', 'null', 'a boolean')
+    """
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, (int, float)):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, (list, tuple)):
+        return "an array"
+    if isinstance(value, Mapping):
+        return "an object"
+    return type(value).__name__

@@ -106,6 +106,25 @@ SCENARIOS: dict[str, tuple[str, ...]] = {
         "tasks-mrtr-input",
         "tasks-mrtr-composition",
         "tasks-status-notifications",
+        *(
+            f"input-required-result-{name}"
+            for name in (
+                "basic-elicitation",
+                "basic-sampling",
+                "basic-list-roots",
+                "request-state",
+                "multiple-input-requests",
+                "multi-round",
+                "missing-input-response",
+                "non-tool-request",
+                "result-type",
+                "unsupported-methods",
+                "tampered-state",
+                "capability-check",
+                "ignore-extra-params",
+                "validate-input",
+            )
+        ),
     ),
 }
 
@@ -121,14 +140,18 @@ class ExpectedFailure:
         return f"{self.reason}: {self.issue}"
 
 
-_INPUT_FLOWS = ExpectedFailure("input flows", "issue 11")
-
 #: Scenarios that may not pass yet, whatever the spec version or backend.  Strict:
 #: one listed here that passes is reported too, so that its entry gets removed.
+#: tasks-status-notifications is a placeholder in suite 0.2.0-alpha.12: its one
+#: check is SKIPPED ("pending subscriptions/listen rewrite"), so it can never
+#: count as passed (no SUCCESS); what it would check (notifications/tasks on a
+#: subscriptions/listen stream) is tested in tests/test_streams.py instead.
 EXPECTED_FAILURES: dict[str, ExpectedFailure] = {
-    "tasks-mrtr-input": _INPUT_FLOWS,
-    "tasks-mrtr-composition": _INPUT_FLOWS,
-    "tasks-status-notifications": _INPUT_FLOWS,
+    "tasks-status-notifications": ExpectedFailure(
+        "the suite's placeholder: one SKIPPED check, no SUCCESS (tests/test_streams.py "
+        "checks notifications/tasks)",
+        "upstream: @modelcontextprotocol/conformance 0.2.0-alpha.12",
+    ),
 }
 
 

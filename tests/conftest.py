@@ -4,7 +4,10 @@ Shared fixtures: an injected clock and a ``store`` built for every backend.
 ``BACKENDS`` lists the store backends; every test that takes ``store`` or
 ``make_store`` runs once per backend.  A backend is a factory taking the
 store's keyword arguments.  The Redis backend runs on one ``redis-server``
-started for the session (``redis_server``), flushed before each test.
+started for the session (``redis_server``), flushed before each test; the
+Redis Cluster backend on one three-node cluster started for the session
+(``redis_cluster``, :mod:`tests.redis_cluster`), every node flushed before
+each test.
 """
 
 from __future__ import annotations
@@ -16,10 +19,15 @@ from typing import Any
 
 import pytest
 import redis
+from redis.cluster import RedisCluster
 
 from tasks_store import InMemoryTaskStore, TaskStore
 
+from .cluster_fixtures import cluster_client, redis_cluster
+from .redis_cluster import LocalRedisCluster
 from .redis_server import RedisServer
+
+__all__ = ["BACKENDS", "START", "FakeClock", "cluster_client", "redis_cluster"]  # fixtures too
 
 #: Scripts run by the tests in other environments (the official clients' own
 #: virtualenv and node), never imported by pytest itself.
@@ -52,10 +60,44 @@ def _redis(request: pytest.FixtureRequest) -> Callable[..., TaskStore]:
     return functools.partial(RedisTaskStore, client)
 
 
+def _redis_cluster(request: pytest.FixtureRequest) -> Callable[..., TaskStore]:
+    from tasks_store.store.redis import RedisTaskStore
+
+    client = request.getfixturevalue("cluster_store_client")
+    return functools.partial(RedisTaskStore, client)
+
+
 BACKENDS = [
     pytest.param(_memory, id="memory"),
     pytest.param(_redis, id="redis", marks=pytest.mark.redis),
+    pytest.param(_redis_cluster, id="redis-cluster", marks=pytest.mark.redis),
 ]
+
+#: The test modules whose ``store``/``make_store`` tests also run on the
+#: cluster: the store layer (contract, threads, properties, state machine,
+#: the Redis tests).  The protocol layer above sees a store only through the
+#: contract those prove, and would add a minute to the run; it runs on the
+#: other two backends.
+CLUSTER_MODULES = frozenset(
+    {"test_contract", "test_threads", "test_properties", "test_stateful", "test_locking"}
+)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Leave out the cluster backend's runs of modules outside :data:`CLUSTER_MODULES`."""
+    kept, left = [], []
+    for item in items:
+        spec = getattr(item, "callspec", None)
+        on_cluster = spec is not None and spec.params.get("make_store") is _redis_cluster
+        module = getattr(item, "module", None)
+        name = "" if module is None else module.__name__.rpartition(".")[2]
+        if on_cluster and name not in CLUSTER_MODULES and not name.startswith("test_redis"):
+            left.append(item)
+        else:
+            kept.append(item)
+    if left:
+        config.hook.pytest_deselected(items=left)
+        items[:] = kept
 
 
 @pytest.fixture(scope="session")
@@ -74,6 +116,21 @@ def redis_client(redis_server: RedisServer) -> Iterator[redis.Redis]:
     client.flushall()
     yield client
     client.close()
+
+
+@pytest.fixture(scope="session")
+def _cluster_session_client(redis_cluster: LocalRedisCluster) -> Iterator[RedisCluster]:
+    """One cluster client for the session's store tests (building one costs ~0.1 s)."""
+    client = redis_cluster.client()
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def cluster_store_client(_cluster_session_client: RedisCluster) -> RedisCluster:
+    """The session's cluster client, every primary flushed first."""
+    _cluster_session_client.flushall(target_nodes=RedisCluster.PRIMARIES)
+    return _cluster_session_client
 
 
 @pytest.fixture

@@ -2,7 +2,8 @@
 Code the Redis tests run in other processes (``multiprocessing``, spawn).
 
 Each process builds its own client and store from a URL; nothing is shared
-with the parent but the server, a barrier and a result queue.
+with the parent but the server, a barrier and a result queue.  A URL of the
+scheme ``redis+cluster://`` names a Redis Cluster by one of its nodes.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import time
 from typing import Any
 
 import redis
+from redis.cluster import RedisCluster
 
 from tasks_store import (
     InvalidTransition,
@@ -20,7 +22,15 @@ from tasks_store import (
 )
 from tasks_store.store.redis import RedisTaskStore
 
-__all__ = ["QUOTA", "SHARED_OWNER", "THREADS", "complete_when_waited", "quota_worker"]
+__all__ = [
+    "QUOTA",
+    "SHARED_OWNER",
+    "THREADS",
+    "client_of",
+    "complete_when_waited",
+    "quota_worker",
+    "variables_worker",
+]
 
 THREADS = 8
 QUOTA = 10
@@ -28,9 +38,15 @@ SHARED_TRIES = 3
 SHARED_OWNER = "shared"
 
 
+def client_of(url: str) -> redis.Redis | RedisCluster:
+    """A client of the server, or of the cluster for a ``redis+cluster://`` URL."""
+    if url.startswith("redis+cluster://"):
+        return RedisCluster.from_url("redis://" + url.partition("://")[2])
+    return redis.Redis.from_url(url)
+
+
 def _store(url: str) -> RedisTaskStore:
-    client = redis.Redis.from_url(url)
-    return RedisTaskStore(client, security=TaskSecurityConfig(max_tasks_per_owner=QUOTA))
+    return RedisTaskStore(client_of(url), security=TaskSecurityConfig(max_tasks_per_owner=QUOTA))
 
 
 def quota_worker(proc: int, url: str, barrier: Any, results: Any) -> None:
@@ -96,7 +112,7 @@ def quota_worker(proc: int, url: str, barrier: Any, results: Any) -> None:
 
 def complete_when_waited(url: str, task_id: str, owner_id: str, channel: str) -> None:
     """Once someone subscribes to *channel* (a waiter), complete the task."""
-    client = redis.Redis.from_url(url)
+    client = client_of(url)
     deadline = time.monotonic() + 60
     while not any(n for _, n in client.pubsub_numsub(channel)):
         if time.monotonic() > deadline:
@@ -104,3 +120,27 @@ def complete_when_waited(url: str, task_id: str, owner_id: str, channel: str) ->
         time.sleep(0.01)
     store = RedisTaskStore(client)
     store.complete_with_result(task_id, owner_id, "completed", "from another process", 42)
+
+
+def variables_worker(
+    proc: int, url: str, task_id: str, owner: str, threads: int, writes: int, barrier: Any
+) -> None:
+    """*threads* threads, released with every other process's, each merging *writes* keys."""
+    store = _store(url)
+    errors: list[BaseException] = []
+
+    def run(thread: int) -> None:
+        barrier.wait()
+        try:
+            for i in range(writes):
+                store.set_variables(task_id, owner, {f"p{proc}-t{thread}-{i}": i})
+        except BaseException as exc:  # reported through the exit code
+            errors.append(exc)
+
+    workers = [threading.Thread(target=run, args=(t,)) for t in range(threads)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    if errors:
+        raise SystemExit(f"{len(errors)} writes failed: {errors[0]!r}")

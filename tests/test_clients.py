@@ -194,7 +194,8 @@ def check_flow(report: dict[str, Any]) -> None:
     assert report["session_id_present"]
     caps = report["server_capabilities"]
     assert {"list": {}, "cancel": {}, "requests": {"tools": {"call": {}}}} == caps["tasks"]
-    assert {"slow_count": "optional", "echo": "forbidden"} == report["tools"]
+    tools = {"slow_count": "optional", "echo": "forbidden", "greet_user": "optional"}
+    assert tools == report["tools"]
     task = report["task"]
     assert "completed" == task["final_status"]
     assert "Counted to 2." == task["result"]["content"][0]["text"]

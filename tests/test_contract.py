@@ -43,6 +43,7 @@ from tasks_store import (
     VariableSizeExceeded,
     WaitTimeout,
 )
+from tasks_store.store._base import foreign_log
 
 from .strategies import variable_updates
 
@@ -966,6 +967,7 @@ def test_foreign_access_logs_a_warning_naming_both_owners(
         caplog.clear()
         with pytest.raises(NotFound):
             method(store, task_id, BOB)
+        foreign_log.flush()  # written off the request path (issue 13)
         warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
         assert 1 == len(warnings), [r.getMessage() for r in caplog.records]
         (warning,) = warnings

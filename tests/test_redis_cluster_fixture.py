@@ -21,7 +21,6 @@ import redis
 from redis.cluster import RedisCluster
 from redis.exceptions import ClusterCrossSlotError, MovedError, RedisClusterException
 
-from .cluster_fixtures import cluster_client, redis_cluster  # noqa: F401 (fixtures)
 from .redis_cluster import SLOTS, LocalRedisCluster, command, slot_of, slot_ranges
 
 pytestmark = pytest.mark.redis
@@ -58,7 +57,7 @@ def next_message(
 # -- topology -----------------------------------------------------------------
 
 
-def test_three_masters_share_every_slot(redis_cluster: LocalRedisCluster) -> None:  # noqa: F811
+def test_three_masters_share_every_slot(redis_cluster: LocalRedisCluster) -> None:
     assert 3 == len(redis_cluster.nodes)
     for index in range(3):
         with closing(redis_cluster.node_client(index)) as node:
@@ -79,8 +78,8 @@ def test_three_masters_share_every_slot(redis_cluster: LocalRedisCluster) -> Non
 
 
 def test_client_sees_three_primaries(
-    redis_cluster: LocalRedisCluster,  # noqa: F811
-    cluster_client: RedisCluster,  # noqa: F811
+    redis_cluster: LocalRedisCluster,
+    cluster_client: RedisCluster,
 ) -> None:
     primaries = cluster_client.get_primaries()  # type: ignore[no-untyped-call]
     assert sorted(redis_cluster.ports) == sorted(node.port for node in primaries)
@@ -88,8 +87,8 @@ def test_client_sees_three_primaries(
 
 
 def test_keys_in_different_slots_land_on_different_nodes(
-    redis_cluster: LocalRedisCluster,  # noqa: F811
-    cluster_client: RedisCluster,  # noqa: F811
+    redis_cluster: LocalRedisCluster,
+    cluster_client: RedisCluster,
 ) -> None:
     keys = [key_on_node(redis_cluster, i) for i in range(3)]
     assert 3 == len({slot_of(key) for key in keys})
@@ -106,8 +105,8 @@ def test_keys_in_different_slots_land_on_different_nodes(
 
 
 def test_hash_tagged_keys_share_one_slot(
-    redis_cluster: LocalRedisCluster,  # noqa: F811
-    cluster_client: RedisCluster,  # noqa: F811
+    redis_cluster: LocalRedisCluster,
+    cluster_client: RedisCluster,
 ) -> None:
     owner = "alice"
     keys = [f"tasks_store:{{{owner}}}:t:1", f"tasks_store:{{{owner}}}:list", f"{{{owner}}}"]
@@ -127,7 +126,7 @@ def test_hash_tagged_keys_share_one_slot(
 
 
 def test_multi_key_script_on_one_slot_runs_through_the_cluster_client(
-    cluster_client: RedisCluster,  # noqa: F811
+    cluster_client: RedisCluster,
 ) -> None:
     script = cluster_client.register_script(TWO_KEYS)
     reply = script(keys=["{bob}:a", "{bob}:b"], args=["7"])
@@ -136,8 +135,8 @@ def test_multi_key_script_on_one_slot_runs_through_the_cluster_client(
 
 
 def test_cross_slot_script_is_refused(
-    redis_cluster: LocalRedisCluster,  # noqa: F811
-    cluster_client: RedisCluster,  # noqa: F811
+    redis_cluster: LocalRedisCluster,
+    cluster_client: RedisCluster,
 ) -> None:
     # Both keys on one node, in different slots: only the slot rule refuses.
     first = key_on_node(redis_cluster, 0, "x")
@@ -155,8 +154,8 @@ def test_cross_slot_script_is_refused(
 
 
 def test_script_cannot_reach_a_key_of_another_node(
-    redis_cluster: LocalRedisCluster,  # noqa: F811
-    cluster_client: RedisCluster,  # noqa: F811
+    redis_cluster: LocalRedisCluster,
+    cluster_client: RedisCluster,
 ) -> None:
     # What today's cleanup.lua does (keys built inside the script) fails here.
     declared = key_on_node(redis_cluster, 0)
@@ -170,8 +169,8 @@ def test_script_cannot_reach_a_key_of_another_node(
 
 
 def test_classic_pubsub_hears_publishes_from_every_node(
-    redis_cluster: LocalRedisCluster,  # noqa: F811
-    cluster_client: RedisCluster,  # noqa: F811
+    redis_cluster: LocalRedisCluster,
+    cluster_client: RedisCluster,
 ) -> None:
     # One pubsub connection, channels whose slots are on all three nodes:
     # PUBLISH is broadcast over the cluster bus, so any node's subscriber
@@ -198,8 +197,8 @@ def test_classic_pubsub_hears_publishes_from_every_node(
 
 
 def test_sharded_pubsub_where_the_server_has_it(
-    redis_cluster: LocalRedisCluster,  # noqa: F811
-    cluster_client: RedisCluster,  # noqa: F811
+    redis_cluster: LocalRedisCluster,
+    cluster_client: RedisCluster,
 ) -> None:
     pubsub = cluster_client.pubsub()  # type: ignore[no-untyped-call]
 
@@ -246,8 +245,8 @@ def test_sharded_pubsub_where_the_server_has_it(
 
 
 def test_flushall_empties_every_node(
-    redis_cluster: LocalRedisCluster,  # noqa: F811
-    cluster_client: RedisCluster,  # noqa: F811
+    redis_cluster: LocalRedisCluster,
+    cluster_client: RedisCluster,
 ) -> None:
     for index in range(3):
         cluster_client.set(key_on_node(redis_cluster, index), 1)
@@ -258,8 +257,8 @@ def test_flushall_empties_every_node(
 
 
 def test_a_killed_node_fails_its_slots_and_comes_back_empty(
-    redis_cluster: LocalRedisCluster,  # noqa: F811
-    cluster_client: RedisCluster,  # noqa: F811
+    redis_cluster: LocalRedisCluster,
+    cluster_client: RedisCluster,
 ) -> None:
     keys = [key_on_node(redis_cluster, i) for i in range(3)]
     for key in keys:

@@ -272,7 +272,7 @@ def test_many_threads_start_many_tasks(make_store: Any) -> None:
     lock = threading.Lock()
     errors: list[BaseException] = []
 
-    with TaskRunner(store, max_workers=4) as runner:
+    with TaskRunner(store, max_workers=4, max_queued_per_owner=400) as runner:
 
         def client(n: int) -> None:
             try:
@@ -310,3 +310,248 @@ def test_runner_does_not_import_the_jsonrpc_layer() -> None:
         elif isinstance(node, ast.Import):
             imported.update(alias.name for alias in node.names)
     assert not [name for name in imported if name.endswith("jsonrpc")]
+
+
+# -- issue 13: a bounded, fair queue; nothing runs that nobody wants; no silent expiry ---
+
+
+class Blocker:
+    """Holds the runner's only worker with a first task until released."""
+
+    def __init__(self) -> None:
+        self.started = threading.Event()
+        self.release = threading.Event()
+
+    def __call__(self, ctx: TaskContext) -> Any:
+        self.started.set()
+        self.release.wait(WAIT)
+        return {"blocker": True}
+
+
+def blocked_runner(store: Any, **kwargs: Any) -> tuple[TaskRunner, Blocker]:
+    runner = TaskRunner(store, max_workers=1, **kwargs)
+    blocker = Blocker()
+    runner.start("blocker", "tools/call", blocker)
+    assert blocker.started.wait(WAIT)
+    return runner, blocker
+
+
+def test_the_queue_is_bounded_in_total_and_per_owner(store: Any) -> None:
+    """Beyond max_queued, or an owner's share, start raises ResourceExhausted; nothing is made."""
+    from tasks_store import ResourceExhausted
+
+    runner, blocker = blocked_runner(store, max_queued=4, max_queued_per_owner=2)
+    try:
+        for owner in ("alice", "alice", "bob", "bob"):
+            runner.start(owner, "tools/call", lambda ctx: {"ok": 1})
+        held = len(store)
+        with pytest.raises(ResourceExhausted, match="This caller has 2 tasks waiting"):
+            runner.start("alice", "tools/call", lambda ctx: {"ok": 1})
+        with pytest.raises(ResourceExhausted, match="The server has 4 tasks waiting"):
+            runner.start("carol", "tools/call", lambda ctx: {"ok": 1})
+        assert held == len(store)
+        assert {"queued": 4, "running": 1, "owners_waiting": 2} == {
+            k: v for k, v in runner.stats().items() if k in ("queued", "running", "owners_waiting")
+        }
+    finally:
+        blocker.release.set()
+        runner.shutdown()
+
+
+def test_owners_are_served_in_turn(store: Any) -> None:
+    """A flood of one owner does not delay another's task: workers take owners round robin."""
+    runner, blocker = blocked_runner(store)
+    order: list[str] = []
+
+    def named(name: str) -> Any:
+        return lambda ctx: order.append(name) or {"ok": name}
+
+    try:
+        for i in range(10):
+            runner.start("flood", "tools/call", named(f"flood-{i}"))
+        runner.start("victim", "tools/call", named("victim"))
+        runner.start("other", "tools/call", named("other"))
+    finally:
+        blocker.release.set()
+        runner.shutdown()
+    assert ["flood-0", "victim", "other"] == order[:3]
+    assert [f"flood-{i}" for i in range(10)] == [n for n in order if n.startswith("flood")]
+
+
+def test_a_task_that_ended_expired_or_went_before_its_turn_never_runs(
+    store: Any, clock: Any
+) -> None:
+    """Cancelled, expired, or removed while queued: its tool never runs."""
+    runner, blocker = blocked_runner(store)
+    ran: list[str] = []
+    try:
+        cancelled = runner.start("alice", "tools/call", lambda ctx: ran.append("c") or {})
+        expired = runner.start("alice", "tools/call", lambda ctx: ran.append("e") or {}, ttl=60_000)
+        removed = runner.start("bob", "tools/call", lambda ctx: ran.append("r") or {}, ttl=1_000)
+        store.cancel(cancelled["task"]["taskId"], "alice", "not needed")
+        clock.advance(2)
+        assert 1 == store.cleanup_expired()
+        clock.advance(120)
+    finally:
+        blocker.release.set()
+        runner.shutdown()
+    assert [] == ran
+    assert TaskStatus.CANCELLED == store.get(cancelled["task"]["taskId"], "alice").status
+    assert TaskStatus.WORKING == store.get(expired["task"]["taskId"], "alice").status
+    assert 0 == len(runner)
+    del removed
+
+
+def test_a_queued_task_whose_ttl_runs_out_is_failed_before_it_expires(
+    store: Any, clock: Any
+) -> None:
+    """Within ttl_margin_ms of its expiry, a task still queued is failed with a clear message."""
+    from tasks_store.mcp.runner import TTL_RAN_OUT
+
+    runner, blocker = blocked_runner(store, ttl_margin_ms=1_000)
+    ran: list[str] = []
+    try:
+        short = runner.start("alice", "tools/call", lambda ctx: ran.append("s") or {}, ttl=10_000)
+        long = runner.start("alice", "tools/call", lambda ctx: ran.append("l") or {}, ttl=600_000)
+        task_id = short["task"]["taskId"]
+        clock.advance(9.5)  # 500 ms left: inside the margin, not yet expired
+        record = store.wait(task_id, "alice", timeout=WAIT)
+        assert (TaskStatus.FAILED, TTL_RAN_OUT) == (record.status, record.task.status_message)
+        assert JsonRpcError(-32603, TTL_RAN_OUT) == store.get_result(task_id, "alice")
+        assert 2 == len(runner)  # the blocker and the long one
+    finally:
+        blocker.release.set()
+        runner.shutdown()
+    assert ["l"] == ran
+    assert TaskStatus.COMPLETED == store.get(long["task"]["taskId"], "alice").status
+
+
+def test_shutdown_without_cancel_runs_the_queue(store: Any) -> None:
+    """shutdown() without cancel: queued tasks still run, then the threads end."""
+    runner, blocker = blocked_runner(store)
+    ids = [runner.start("alice", "tools/call", lambda ctx: {"ok": 1})["task"]["taskId"]
+           for _ in range(3)]  # fmt: skip
+    threading.Timer(0.05, blocker.release.set).start()
+    runner.shutdown(wait=True)
+    assert [TaskStatus.COMPLETED] * 3 == [store.get(t, "alice").status for t in ids]
+    assert [] == runner_threads()
+
+
+def test_starts_under_a_barrier_never_overfill_the_queue(store: Any) -> None:
+    """16 threads x 10 starts, 4 owners, workers held: exactly max_queued accepted, shares kept."""
+    from tasks_store import ResourceExhausted, TaskSecurityConfig
+
+    del store
+    from tasks_store import InMemoryTaskStore
+
+    store = InMemoryTaskStore(security=TaskSecurityConfig(max_tasks_per_owner=1000))
+    runner, blocker = blocked_runner(store, max_queued=12, max_queued_per_owner=5)
+    barrier = threading.Barrier(16)
+    accepted: dict[str, int] = {}
+    refused = [0]
+    lock = threading.Lock()
+
+    def client(n: int) -> None:
+        owner = f"owner-{n % 4}"
+        barrier.wait(WAIT)
+        for _ in range(10):
+            try:
+                runner.start(owner, "tools/call", lambda ctx: {"ok": 1})
+            except ResourceExhausted:
+                with lock:
+                    refused[0] += 1
+            else:
+                with lock:
+                    accepted[owner] = accepted.get(owner, 0) + 1
+
+    threads = [threading.Thread(target=client, args=(n,)) for n in range(16)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(WAIT)
+    try:
+        assert 12 == sum(accepted.values())
+        assert 160 - 12 == refused[0]
+        assert all(count <= 5 for count in accepted.values())
+        assert 13 == len(store)  # the blocker and the accepted ones: nothing else created
+    finally:
+        blocker.release.set()
+        runner.shutdown()
+    store._check()
+
+
+@pytest.mark.parametrize("bad", [{"max_queued": 0}, {"max_queued_per_owner": -1},
+                                 {"lease_seconds": 0}, {"ttl_margin_ms": -5}])  # fmt: skip
+def test_bad_queue_settings(store: Any, bad: dict[str, Any]) -> None:
+    with pytest.raises(ValueError, match=next(iter(bad))):
+        TaskRunner(store, **bad)
+
+
+# -- the same through waitress ----------------------------------------------------------
+
+
+def test_the_runner_through_http(make_store: Any) -> None:
+    """
+    Over real HTTP (waitress): an attacker rotating sessions fills only its shares of a
+    bounded queue, the victim's task runs in turn, a task whose TTL runs out in the queue
+    is failed (its tool never runs), and a full queue answers -32603 at once.
+    """
+    import time as _time
+
+    from tasks_store import TaskSecurityConfig
+    from tasks_store.mcp import McpServer, Tool
+    from tasks_store.mcp.runner import TTL_RAN_OUT
+
+    from .http_harness import Session, serve
+
+    store = make_store(clock=_time.time, security=TaskSecurityConfig(max_tasks_per_owner=50))
+    release = threading.Event()
+    order: list[str] = []
+
+    def work(arguments: dict[str, Any], ctx: Any) -> dict[str, Any]:
+        if arguments.get("block"):
+            release.wait(WAIT)
+        order.append(arguments.get("who", "?"))
+        return {"content": [{"type": "text", "text": "done"}]}
+
+    runner = TaskRunner(store, max_workers=1, max_queued=22, max_queued_per_owner=4)
+    server = McpServer(store, [Tool(name="work", fn=work, task_support="optional")], runner=runner)
+    with serve(server.wsgi_app(), threads=4) as served:
+        attackers = [Session(served.port) for _ in range(5)]
+        victim = Session(served.port)
+        call = {"name": "work", "task": {"ttl": 600_000}}
+        assert 200 == attackers[0].call(
+            "tools/call", {**call, "arguments": {"block": True, "who": "blocker"}}
+        ).status
+        refused = 0
+        for _ in range(5):
+            for session in attackers:
+                reply = session.call("tools/call", {**call, "arguments": {"who": "attacker"}})
+                refused += "error" in reply.body
+        assert 5 == refused  # each session's share is 4: the fifth of each is refused
+        short = victim.call(
+            "tools/call", {"name": "work", "arguments": {"who": "short"}, "task": {"ttl": 1500}}
+        ).result["task"]["taskId"]
+        mine = victim.call("tools/call", {**call, "arguments": {"who": "victim"}})
+        assert 200 == mine.status
+        late = Session(served.port)
+        full = late.call("tools/call", {**call, "arguments": {"who": "late"}})
+        late.close()
+        assert -32603 == full.error["code"]
+        assert "waiting for a worker" in full.error["message"]
+        deadline = _time.monotonic() + WAIT
+        while victim.call("tasks/get", {"taskId": short}).result["status"] == "working":
+            assert _time.monotonic() < deadline
+            _time.sleep(0.05)
+        task = victim.call("tasks/get", {"taskId": short}).result
+        assert ("failed", TTL_RAN_OUT) == (task["status"], task["statusMessage"])
+        release.set()
+        victim_id = mine.result["task"]["taskId"]
+        assert "done" == victim.call("tasks/result", {"taskId": victim_id}).result["content"][0][
+            "text"
+        ]
+        for session in [*attackers, victim]:
+            session.close()
+    server.close()
+    assert "short" not in order
+    assert order.index("victim") <= 6  # after the blocker and at most one task per attacker

@@ -14,7 +14,13 @@ how to check its internals and tear it down)::
         settings = MACHINE_SETTINGS
 
 Limits are small (3 live tasks per owner, TTLs of seconds, 40 bytes of
-variables) so the steps hit quotas, expiry and the size limit often.
+variables, and of outstanding input requests and responses) so the steps hit
+quotas, expiry and the size limits often.
+
+Input requests (``request_input``, ``respond_input``, ``withdraw_input``,
+``wait_input`` without blocking) and progress messages
+(``set_status_message``) are rules too: keys from a small alphabet, so that
+reused, unknown, answered and withdrawn keys come up often.
 """
 
 from __future__ import annotations
@@ -40,6 +46,7 @@ from tasks_store import (
     Expired,
     InMemoryTaskStore,
     InvalidCursor,
+    InvalidParams,
     InvalidTransition,
     NotFound,
     NotReady,
@@ -51,6 +58,7 @@ from tasks_store import (
     VariableSizeExceeded,
     WaitTimeout,
 )
+from tasks_store.errors import InputSizeExceeded, TaskEnded
 
 from .conftest import FakeClock
 from .strategies import json_values, texts
@@ -78,6 +86,11 @@ variable_updates = st.dictionaries(
     max_size=3,
 )
 results = st.one_of(st.none(), json_values)
+input_keys = st.lists(st.sampled_from("pqrs"), min_size=1, max_size=3, unique=True)
+#: One small request (33 bytes of JSON with its key): two fill the 40 bytes.
+REQUEST = {"method": "x", "params": {}}
+answer_values = st.one_of(st.just({}), st.builds(lambda n: {"n": n}, st.integers(0, 9)))
+input_answers = st.dictionaries(st.sampled_from("pqrst"), answer_values, max_size=3)
 
 
 def _stamp(epoch_ms: int) -> str:
@@ -89,6 +102,10 @@ def _stamp(epoch_ms: int) -> str:
 def _size(variables: dict[str, Any]) -> int:
     text = json.dumps(variables, ensure_ascii=False, separators=(",", ":"))
     return len(text.encode("utf-8"))
+
+
+def _input_size(outstanding: dict[str, Any], answered: dict[str, Any]) -> int:
+    return _size(outstanding) + _size(answered)
 
 
 @attrs.define
@@ -104,6 +121,9 @@ class ModelTask:
     message: str | None = None
     variables: dict[str, Any] = attrs.Factory(dict)
     result: Any = NO_RESULT
+    issued: list[str] = attrs.Factory(list)
+    outstanding: dict[str, Any] = attrs.Factory(dict)
+    answered: dict[str, Any] = attrs.Factory(dict)
 
     @property
     def expires_ms(self) -> int | None:
@@ -212,6 +232,10 @@ class StoreMachine(RuleBasedStateMachine):
         assert _stamp(task.created_ms) == record.task.created_at
         assert _stamp(task.updated_ms) == record.task.last_updated_at
         assert POLL_INTERVAL_MS == record.task.poll_interval
+        assert tuple(task.issued) == record.input_keys
+        live = not task.terminal
+        assert (task.outstanding if live else {}) == dict(record.input_requests)
+        assert (task.answered if live else {}) == dict(record.input_responses)
 
     def touch(self, task_id: str, task: ModelTask, record: Any) -> None:
         """Record a successful change in the model and check what the store returned."""
@@ -446,6 +470,156 @@ class StoreMachine(RuleBasedStateMachine):
             assert len(seen) <= len(expected)
         assert expected == seen
 
+    # -- input requests and progress messages ---------------------------------
+
+    def resumed(self, task: ModelTask) -> None:
+        """An input_required task with nothing outstanding is back to working, message cleared."""
+        if task.status == "input_required" and not task.outstanding:
+            task.status, task.message = "working", None
+
+    @rule(
+        task_id=tasks, owner=owners, as_owner=st.booleans(), keys=input_keys, message=messages
+    )
+    def request_input(
+        self, task_id: str, owner: str, as_owner: bool, keys: list[str], message: str | None
+    ) -> None:
+        owner = self.caller(task_id, owner, as_owner)
+        task = self.visible(task_id, owner)
+        requests = dict.fromkeys(keys, REQUEST)
+        error = self.change_error(task)
+        if error is None and task is not None:
+            if task.terminal:
+                error = InvalidTransition
+            elif set(keys) & set(task.issued):
+                error = InvalidParams
+            elif _input_size({**task.outstanding, **requests}, task.answered) > MAX_VARIABLE_BYTES:
+                error = InputSizeExceeded
+        if error is not None:
+            self.refused(error, self.store.request_input, task_id, owner, requests, message)
+            return
+        assert task is not None
+        record = self.store.request_input(task_id, owner, requests, message)
+        task.issued.extend(keys)
+        task.outstanding.update(requests)
+        task.status, task.message = "input_required", message
+        self.touch(task_id, task, record)
+
+    @rule(task_id=tasks, owner=owners, as_owner=st.booleans(), answers=input_answers)
+    def respond_input(
+        self, task_id: str, owner: str, as_owner: bool, answers: dict[str, Any]
+    ) -> None:
+        owner = self.caller(task_id, owner, as_owner)
+        task = self.visible(task_id, owner)
+        if task is None:
+            self.refused(NotFound, self.store.respond_input, task_id, owner, answers)
+            return
+        if task.terminal:
+            assert () == self.store.respond_input(task_id, owner, answers)
+            return
+        if task.expired(self.now_ms):
+            self.refused(Expired, self.store.respond_input, task_id, owner, answers)
+            return
+        accepted = tuple(key for key in answers if key in task.outstanding)
+        outstanding = {k: v for k, v in task.outstanding.items() if k not in accepted}
+        answered = {**task.answered, **{key: answers[key] for key in accepted}}
+        if accepted and _input_size(outstanding, answered) > MAX_VARIABLE_BYTES:
+            self.refused(InputSizeExceeded, self.store.respond_input, task_id, owner, answers)
+            return
+        assert accepted == self.store.respond_input(task_id, owner, answers)
+        if not accepted:
+            event("respond_input -> nothing accepted")
+            return
+        task.outstanding, task.answered = outstanding, answered
+        self.resumed(task)
+        self.touch(task_id, task, None)
+
+    @rule(task_id=tasks, owner=owners, as_owner=st.booleans(), keys=input_keys)
+    def withdraw_input(self, task_id: str, owner: str, as_owner: bool, keys: list[str]) -> None:
+        owner = self.caller(task_id, owner, as_owner)
+        task = self.visible(task_id, owner)
+        error = None if task is None or task.terminal else self.change_error(task)
+        if task is None:
+            error = NotFound
+        if error is not None:
+            self.refused(error, self.store.withdraw_input, task_id, owner, keys)
+            return
+        assert task is not None
+        record = self.store.withdraw_input(task_id, owner, keys)
+        removed = [k for k in keys if k in task.outstanding or k in task.answered]
+        if task.terminal or not removed:
+            event("withdraw_input -> nothing to withdraw")
+            self.assert_matches(task_id, task, record)
+            return
+        for key in removed:
+            task.outstanding.pop(key, None)
+            task.answered.pop(key, None)
+        self.resumed(task)
+        self.touch(task_id, task, record)
+
+    @rule(task_id=tasks, owner=owners, as_owner=st.booleans(), keys=input_keys)
+    def take_input(self, task_id: str, owner: str, as_owner: bool, keys: list[str]) -> None:
+        """wait_input with timeout=0: the answers when all are there, else its error."""
+        owner = self.caller(task_id, owner, as_owner)
+        task = self.visible(task_id, owner)
+        error: type[Exception] | None = None
+        if task is None:
+            error = NotFound
+        elif task.terminal:
+            error = TaskEnded
+        elif task.expired(self.now_ms):
+            error = Expired
+        elif any(k not in task.outstanding and k not in task.answered for k in keys):
+            error = InvalidParams
+        elif any(k not in task.answered for k in keys):
+            error = WaitTimeout
+        if error is not None:
+            self.refused(error, self.store.wait_input, task_id, owner, keys, timeout=0)
+            return
+        assert task is not None
+        taken = self.store.wait_input(task_id, owner, keys, timeout=0)
+        event("wait_input -> answers taken")
+        assert {key: task.answered.pop(key) for key in keys} == taken
+
+    @rule(
+        task_id=tasks,
+        owner=owners,
+        as_owner=st.booleans(),
+        message=messages,
+        updates=st.one_of(st.none(), variable_updates),
+    )
+    def set_status_message(
+        self,
+        task_id: str,
+        owner: str,
+        as_owner: bool,
+        message: str | None,
+        updates: dict[str, Any] | None,
+    ) -> None:
+        owner = self.caller(task_id, owner, as_owner)
+        task = self.visible(task_id, owner)
+        error = self.change_error(task)
+        merged: dict[str, Any] = {}
+        if error is None and task is not None:
+            if task.terminal:
+                error = InvalidTransition
+            else:
+                merged = dict(task.variables)
+                for key, value in (updates or {}).items():
+                    if value is None:
+                        merged.pop(key, None)
+                    else:
+                        merged[key] = value
+                if _size(merged) > MAX_VARIABLE_BYTES:
+                    error = VariableSizeExceeded
+        call = self.store.set_status_message
+        if error is not None:
+            self.refused(error, call, task_id, owner, message, variables=updates)
+            return
+        assert task is not None
+        record = call(task_id, owner, message, variables=updates)
+        task.message, task.variables = message, merged
+        self.touch(task_id, task, record)
+
     @rule(seconds=st.sampled_from([0.5, 1.0, 2.0, 5.0, 10.0, 30.0]))
     def advance_clock(self, seconds: float) -> None:
         self.clock.advance(seconds)
@@ -530,3 +704,34 @@ class TestRedisStore(RedisMachine.TestCase):  # type: ignore[misc,name-defined]
         RedisMachine.client = redis_client
         yield
         RedisMachine.client = None
+
+
+class RedisClusterMachine(StoreMachine):
+    """The machine over :class:`RedisTaskStore` on the session's three-node cluster."""
+
+    #: The session cluster's client, set by :class:`TestRedisClusterStore`'s fixture.
+    client: Any = None
+
+    def make_store(self, **kwargs: Any) -> Any:
+        from redis.cluster import RedisCluster
+
+        from tasks_store.store.redis import RedisTaskStore
+
+        RedisClusterMachine.client.flushall(target_nodes=RedisCluster.PRIMARIES)
+        return RedisTaskStore(RedisClusterMachine.client, **kwargs)
+
+    def check_internals(self) -> None:
+        self.store._check()
+
+
+@pytest.mark.redis
+class TestRedisClusterStore(RedisClusterMachine.TestCase):  # type: ignore[misc,name-defined]
+    """Any sequence of calls on the store on Redis Cluster agrees with the plain-dict model."""
+
+    settings = MACHINE_SETTINGS
+
+    @pytest.fixture(autouse=True)
+    def _cluster_client(self, cluster_store_client: Any) -> Any:
+        RedisClusterMachine.client = cluster_store_client
+        yield
+        RedisClusterMachine.client = None

@@ -469,7 +469,6 @@ def test_legacy_version_in_meta_points_to_initialize(client: Client) -> None:
         "unknown/method",
         "prompts/list",
         "resources/list",
-        "subscriptions/listen",
         "tasks/result",
         "tasks/list",
     ],
@@ -487,7 +486,7 @@ def test_discover(client: Client) -> None:
     result = client.send("server/discover").result
     assert VERSION in result["supportedVersions"]
     capabilities = result["capabilities"]
-    assert {"tools": {}, "extensions": {TASKS_EXTENSION: {}}} == capabilities
+    assert {"tools": {"listChanged": True}, "extensions": {TASKS_EXTENSION: {}}} == capabilities
     assert "tasks" not in capabilities
     assert SERVER_INFO == result["_meta"][SERVER_INFO_KEY]
     assert result["cacheScope"] in ("public", "private")
@@ -728,7 +727,7 @@ def test_cancel_a_terminal_task_is_the_same_ack(client: Client, server: McpServe
 
 
 def test_update_is_acknowledged(client: Client, server: McpServer, gate: Gate) -> None:
-    """Until issue 11 the responses are ignored: the task keeps waiting for input."""
+    """A response to a key never issued is ignored: the task keeps waiting for input."""
     task_id = client.call("waits", {}, capabilities=TASKS).result["taskId"]
     gate.started.wait(WAIT)
     got = client.task("tasks/get", task_id).result

@@ -5,24 +5,56 @@ A context is a handle: it holds no state of its own and every call goes to
 the store, so it is as thread-safe as the store and always sees the task as
 it is now (a cancellation from another thread included).
 
+A tool asks its client for input through its context, and gets the
+client's answer back as the return value::
+
+    answer = ctx.elicit("Delete report.pdf?", {"type": "object",
+                        "properties": {"confirm": {"type": "boolean"}}})
+    if answer["action"] == "accept" and answer["content"]["confirm"]:
+        ...
+
+In a task (:class:`TaskContext`) the call blocks: the request is stored
+with the task, the task is ``input_required`` until the client answers
+(2026-07-28: ``tasks/get`` shows it, ``tasks/update`` answers it;
+2025-11-25: ``tasks/result`` streams it as a request and the client POSTs
+its response), on whichever worker that happens.  ``ctx.create_message``
+(sampling), ``ctx.list_roots`` and the generic ``ctx.request_input`` work
+the same way.  ``ctx.report_progress(message)`` sets the task's
+``statusMessage`` without changing its status.
+
 :class:`CallContext` is what a tool gets when its call is answered inline
 (no task): the same variable methods, kept in the context for the one call.
+An inline 2025-11-25 call has no input flow (its input methods raise
+:class:`~tasks_store.errors.InputNotAvailable`); a 2026-07-28 one asks
+through a multi round-trip request (``RequestCallContext`` in
+:mod:`tasks_store.mcp.v2026`).
 """
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Mapping
 from typing import Any, TypeVar
 
-from ..errors import INTERNAL_ERROR, InvalidParams, NotFound
+from ..errors import (
+    INTERNAL_ERROR,
+    InputNotAvailable,
+    InputRequestFailed,
+    InvalidParams,
+    NotFound,
+    WaitTimeout,
+)
 from ..records import JsonRpcError, TaskRecord
 from ..rules import check_task_id
 from ..status import TaskStatus
 from ..store import TaskStore
 from ..store._base import require_store
 from ..wire import check_json
+from .mrtr import elicitation_request, roots_request, sampling_request
 
 __all__ = ["CallContext", "TaskContext"]
+
+_MESSAGE_LIMIT = 200
 
 _T = TypeVar("_T")
 
@@ -265,6 +297,128 @@ class TaskContext:
         except NotFound:
             return True
 
+    # -- progress and input -----------------------------------------------------
+
+    def report_progress(
+        self, message: str | None, variables: Mapping[str, Any] | None = None
+    ) -> TaskRecord:
+        """
+        Set the task's ``statusMessage`` to *message* (None clears it), and
+        merge *variables* into its variables when given, in one step; the
+        status does not change.
+
+        Raises:
+            InvalidTransition: the task has ended (e.g. cancelled).
+            InvalidParams, VariableSizeExceeded: bad *message* or *variables*.
+            NotFound, Expired: the task is gone or expired.
+        """
+        return self._store.set_status_message(
+            self._task_id, self._owner_id, message, variables=variables
+        )
+
+    def request_input(
+        self,
+        requests: Mapping[str, Mapping[str, Any]],
+        *,
+        status_message: str | None = None,
+        timeout: float | None = None,
+    ) -> dict[str, Any]:
+        """
+        Ask the client for input and block until every request is answered.
+
+        Args:
+            requests: key to ``{"method", "params"}`` (build them with
+                :func:`~tasks_store.mcp.mrtr.elicitation_request`,
+                ``sampling_request``, ``roots_request``).  A key is unique
+                over the task's whole lifetime.
+            status_message: the task's ``statusMessage`` while it waits.
+            timeout: seconds to wait; None waits as long as the task lives.
+
+        Returns:
+            Key to the client's result (an ``ElicitResult``,
+            ``CreateMessageResult`` or ``ListRootsResult`` object).
+
+        Raises:
+            TaskEnded: the task was cancelled (or ended) while waiting.
+            Expired: the task expired while waiting.
+            WaitTimeout: *timeout* passed first; the requests are withdrawn.
+            InputRequestFailed: the client answered a request with an error.
+            InvalidParams, InputSizeExceeded: bad requests, a reused key,
+                requests too large.
+            NotFound: the task is gone.
+        """
+        self._store.request_input(self._task_id, self._owner_id, requests, status_message)
+        keys = list(requests)
+        try:
+            answers = self._store.wait_input(
+                self._task_id, self._owner_id, keys, timeout=timeout
+            )
+        except WaitTimeout:
+            self._store.withdraw_input(self._task_id, self._owner_id, keys)
+            raise
+        for key, answer in answers.items():
+            if isinstance(answer, JsonRpcError):
+                raise InputRequestFailed(self._task_id, key, answer.to_dict())
+        return answers
+
+    def elicit(
+        self,
+        message: str,
+        requested_schema: Mapping[str, Any],
+        *,
+        key: str | None = None,
+        timeout: float | None = None,
+    ) -> dict[str, Any]:
+        """
+        Ask the user (form-mode elicitation) and block for the answer.
+
+        Returns the client's ``ElicitResult``: ``{"action": "accept",
+        "content": {...}}``, or ``"decline"``/``"cancel"`` without content.
+        *message* is also the task's ``statusMessage`` while it waits.
+        *key* names the request (a fresh one by default).  Raises as
+        :meth:`request_input`.
+        """
+        key = key or _fresh_key("elicitation")
+        request = elicitation_request(message, requested_schema)
+        answer: dict[str, Any] = self.request_input(
+            {key: request}, status_message=_clip(message), timeout=timeout
+        )[key]
+        return answer
+
+    def create_message(
+        self,
+        messages: list[Mapping[str, Any]] | str,
+        max_tokens: int,
+        *,
+        key: str | None = None,
+        timeout: float | None = None,
+        **params: Any,
+    ) -> dict[str, Any]:
+        """
+        Ask the client's model (sampling) and block for its answer.
+
+        *messages* is a ``SamplingMessage`` list, or one str (a user text
+        message); more ``params`` go as keywords in the protocol's camelCase
+        (``systemPrompt=...``).  Returns the ``CreateMessageResult``
+        (``role``, ``content``, ``model``, ``stopReason``).  Raises as
+        :meth:`request_input`.
+        """
+        key = key or _fresh_key("sampling")
+        request = sampling_request(messages, max_tokens, **params)
+        answer: dict[str, Any] = self.request_input(
+            {key: request}, status_message="Waiting for the model", timeout=timeout
+        )[key]
+        return answer
+
+    def list_roots(self, *, key: str | None = None, timeout: float | None = None) -> dict[str, Any]:
+        """Ask the client for its roots and block; return the ``ListRootsResult``."""
+        key = key or _fresh_key("roots")
+        answer: dict[str, Any] = self.request_input(
+            {key: roots_request()}, status_message="Waiting for the client's roots",
+            timeout=timeout,
+        )[key]
+        return answer
+
 
 class CallContext:
     """
@@ -292,7 +446,7 @@ class CallContext:
     (1.0, None, False)
     """
 
-    __slots__ = ("_owner_id", "_tool_name", "_variables")
+    __slots__ = ("_owner_id", "_status_message", "_tool_name", "_variables")
 
     #: False: the call is answered inline.
     in_task = False
@@ -307,6 +461,7 @@ class CallContext:
         self._owner_id = owner_id
         self._tool_name = tool_name
         self._variables: dict[str, Any] = {}
+        self._status_message: str | None = None
 
     def __repr__(self) -> str:
         return f"CallContext(tool_name={self._tool_name!r})"
@@ -384,6 +539,73 @@ class CallContext:
         """Return False: an inline call is never cancelled through the store."""
         return False
 
+    # -- progress and input -----------------------------------------------------
+
+    def report_progress(
+        self, message: str | None, variables: Mapping[str, Any] | None = None
+    ) -> None:
+        """Keep *message* as :attr:`status_message` and merge *variables* (for this call only)."""
+        if message is not None and not isinstance(message, str):
+            msg = f"message must be a str or None, got {type(message).__name__}"
+            raise InvalidParams(msg)
+        if variables is not None:
+            self.set_variables(variables)
+        self._status_message = message
+
+    @property
+    def status_message(self) -> str | None:
+        """The last message given to :meth:`report_progress`, or None."""
+        return self._status_message
+
+    def request_input(
+        self,
+        requests: Mapping[str, Mapping[str, Any]],
+        *,
+        status_message: str | None = None,
+        timeout: float | None = None,
+    ) -> dict[str, Any]:
+        """
+        Ask the client for input: not possible in an inline call of this kind.
+
+        Raises:
+            InputNotAvailable: always (a 2025-11-25 call answered inline has
+                no input flow; run the tool as a task, or serve 2026-07-28).
+        """
+        msg = (
+            f"Tool {self._tool_name!r} asked the client for input in an inline call, which "
+            "has no input flow here: call it as a task, or over 2026-07-28"
+        )
+        raise InputNotAvailable(msg)
+
+    def elicit(
+        self,
+        message: str,
+        requested_schema: Mapping[str, Any],
+        *,
+        key: str | None = None,
+        timeout: float | None = None,
+    ) -> dict[str, Any]:
+        """As :meth:`TaskContext.elicit`; here as :meth:`request_input`."""
+        request = elicitation_request(message, requested_schema)
+        return self.request_input({key or "elicitation": request})
+
+    def create_message(
+        self,
+        messages: list[Mapping[str, Any]] | str,
+        max_tokens: int,
+        *,
+        key: str | None = None,
+        timeout: float | None = None,
+        **params: Any,
+    ) -> dict[str, Any]:
+        """As :meth:`TaskContext.create_message`; here as :meth:`request_input`."""
+        request = sampling_request(messages, max_tokens, **params)
+        return self.request_input({key or "sampling": request})
+
+    def list_roots(self, *, key: str | None = None, timeout: float | None = None) -> dict[str, Any]:
+        """As :meth:`TaskContext.list_roots`; here as :meth:`request_input`."""
+        return self.request_input({key or "roots": roots_request()})
+
 
 def _typed(
     variables: Mapping[str, Any], key: str, default: _T | None, kind: type[_T], name: str
@@ -399,3 +621,12 @@ def _typed(
 def _wrong_type(key: str, expected: str, value: object) -> InvalidParams:
     msg = f"variable {key!r} must be {expected}, got {type(value).__name__}"
     return InvalidParams(msg)
+
+
+def _fresh_key(prefix: str) -> str:
+    """A new input request key: *prefix* and 64 random bits (never reused in practice)."""
+    return f"{prefix}-{secrets.token_hex(8)}"
+
+
+def _clip(text: str) -> str:
+    return text if len(text) <= _MESSAGE_LIMIT else f"{text[: _MESSAGE_LIMIT - 3]}..."

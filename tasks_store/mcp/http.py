@@ -11,18 +11,34 @@ server) builds the request, asks the core, and writes the reply.
 'application/json'
 >>> HttpResponse.json(200, {"ok": True}).body
 b'{"ok":true}'
+
+A reply may also be a stream (:meth:`HttpResponse.sse`: Server-Sent Events,
+``text/event-stream``): its :attr:`~HttpResponse.stream` yields the body in
+chunks, each as soon as it exists, and the adapter writes them as they come
+(no ``Content-Length``).  The adapter closes the stream (``close()``) when the
+client goes away or the body ends; a stream checks
+:attr:`HttpRequest.client_gone` now and then while it waits.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from types import MappingProxyType
 from typing import Any
 
 import attrs
 
-__all__ = ["REASONS", "HttpRequest", "HttpResponse"]
+__all__ = [
+    "EVENT_STREAM_MEDIA_TYPE",
+    "JSON_MEDIA_TYPE",
+    "REASONS",
+    "SSE_COMMENT",
+    "HttpRequest",
+    "HttpResponse",
+    "accepts_media",
+    "sse_event",
+]
 
 #: Reason phrases of the statuses this layer answers with.
 REASONS: Mapping[int, str] = MappingProxyType(
@@ -39,11 +55,63 @@ REASONS: Mapping[int, str] = MappingProxyType(
         411: "Length Required",
         413: "Content Too Large",
         415: "Unsupported Media Type",
+        429: "Too Many Requests",
         500: "Internal Server Error",
     }
 )
 
 JSON_MEDIA_TYPE = "application/json"
+EVENT_STREAM_MEDIA_TYPE = "text/event-stream"
+
+#: An SSE comment: a keep-alive a client ignores (it also reveals a gone client).
+SSE_COMMENT = b": keep-alive\n\n"
+
+
+def sse_event(message: Mapping[str, Any]) -> bytes:
+    """
+    Return one SSE event (``event: message``) carrying *message* as compact JSON.
+
+    >>> sse_event({"jsonrpc": "2.0", "method": "x"})
+    b'event: message\\ndata: {"jsonrpc":"2.0","method":"x"}\\n\\n'
+
+    Raises:
+        ValueError, TypeError: *message* is not JSON.
+    """
+    data = json.dumps(message, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+    return b"event: message\ndata: " + data.encode("utf-8") + b"\n\n"
+
+
+def accepts_media(accept: str | None, media_type: str) -> bool:
+    """
+    Return whether an ``Accept`` header value allows *media_type* (q > 0).
+
+    An absent header allows anything.
+
+    >>> accepts_media("application/json, text/event-stream", "text/event-stream")
+    True
+    >>> accepts_media("application/json", "text/event-stream"), accepts_media(None, "x/y")
+    (False, True)
+    """
+    if accept is None:
+        return True
+    wanted = media_type.lower()
+    family = wanted.split("/")[0] + "/*"
+    for part in accept.split(","):
+        pieces = [p.strip() for p in part.split(";")]
+        media = pieces[0].lower()
+        if media not in (wanted, family, "*/*"):
+            continue
+        q = 1.0
+        for param in pieces[1:]:
+            name, _, value = param.partition("=")
+            if name.strip().lower() == "q":
+                try:
+                    q = float(value)
+                except ValueError:
+                    q = 0.0
+        if q > 0:
+            return True
+    return False
 
 
 def _lower_headers(headers: Mapping[str, str]) -> Mapping[str, str]:
@@ -94,6 +162,9 @@ class HttpRequest:
         principal: the authenticated user the adapter vouches for
             (``REMOTE_USER``, a bearer token's owner, a framework's login
             user), or None.  It always wins over a session as the owner.
+        client_gone: ``fn() -> bool``, True once the client has gone away
+            (waitress's ``waitress.client_disconnected``), or None when the
+            adapter cannot tell; a streamed reply checks it while it waits.
     """
 
     method: str = attrs.field(validator=_check_str("method"))
@@ -101,6 +172,19 @@ class HttpRequest:
     headers: Mapping[str, str] = attrs.field(converter=_lower_headers)
     body: bytes = attrs.field(validator=_check_body)
     principal: str | None = attrs.field(default=None, validator=_check_principal)
+    client_gone: Callable[[], bool] | None = attrs.field(
+        default=None, eq=False, repr=False, kw_only=True
+    )
+
+    def gone(self) -> bool:
+        """Return whether the client is known to have gone away (never raises)."""
+        check = self.client_gone
+        if check is None:
+            return False
+        try:
+            return bool(check())
+        except Exception:  # an adapter's probe failing says nothing either way
+            return False
 
     def header(self, name: str) -> str | None:
         """Return header *name* (any case), or None when it is absent."""
@@ -124,13 +208,23 @@ class HttpResponse:
     Attributes:
         status: the status code (``200``).
         headers: ``(name, value)`` pairs, in order; ``Content-Length`` is the
-            adapter's to add.
-        body: the whole body (empty for 202).
+            adapter's to add (never for a stream).
+        body: the whole body (empty for 202, and for a stream).
+        stream: None, or the body as chunks yielded as they come (an SSE
+            stream, see :meth:`sse`); the adapter writes each at once and
+            calls its ``close()`` if it has one when done or when the client
+            goes away.
     """
 
     status: int
     headers: tuple[tuple[str, str], ...] = attrs.field(converter=_tuple_headers, default=())
     body: bytes = b""
+    stream: Iterable[bytes] | None = attrs.field(default=None, eq=False, repr=False)
+
+    @property
+    def streamed(self) -> bool:
+        """Whether the body is a stream (:attr:`stream`)."""
+        return self.stream is not None
 
     @property
     def reason(self) -> str:
@@ -169,3 +263,20 @@ class HttpResponse:
     def empty(cls, status: int, headers: Iterable[tuple[str, str]] = ()) -> HttpResponse:
         """Return a reply with no body (202 for a notification)."""
         return cls(status, tuple(headers), b"")
+
+    @classmethod
+    def sse(
+        cls, events: Iterator[bytes], headers: Iterable[tuple[str, str]] = ()
+    ) -> HttpResponse:
+        """
+        Return a 200 reply whose body is the SSE stream *events* (``text/event-stream``).
+
+        Each item of *events* is one or more whole events (:func:`sse_event`,
+        :data:`SSE_COMMENT`).
+        """
+        fixed = (
+            ("Content-Type", EVENT_STREAM_MEDIA_TYPE),
+            ("Cache-Control", "no-cache, no-transform"),
+            ("X-Accel-Buffering", "no"),
+        )
+        return cls(200, (*fixed, *headers), b"", events)

@@ -26,12 +26,34 @@ Responses to requests whose id cannot be read (parse errors, malformed
 envelopes) carry no ``id`` member: JSON-RPC 2.0 would send ``"id": null``,
 but the MCP schema's ``RequestId`` is a string or an integer, and its
 ``JSONRPCErrorResponse`` makes ``id`` optional.
+
+Strict JSON.  :func:`parse_message` is the one parser of a request body
+(``McpServer.handle`` and :meth:`TasksRpc.handle_json` use it).  It accepts
+only what RFC 8259 calls interoperable, and refuses the rest before any
+method sees it:
+
+- not UTF-8, not JSON, or nested too deeply: -32700, HTTP 400, no ``id``;
+- ``NaN``, ``Infinity``, ``-Infinity``: -32700, 400;
+- a number outside IEEE double range (``1e400``, an integer of more than
+  309 digits): -32700, 400;
+- a duplicate key in an object inside the message: -32700, 400;
+- a duplicate key in the request object itself: -32600, 400;
+- a lone surrogate escape (``"\\ud800"``) in the envelope (``jsonrpc``,
+  ``id``, ``method``, any key of the request object, or a non-object
+  message): -32600, 400, no ``id``;
+- a lone surrogate escape anywhere in ``params``: -32602, HTTP 200 under
+  the request's ``id`` (400 without a readable one).
+
+Each refusal is a :class:`BodyRejected` carrying the error, its HTTP status
+and the request id (when readable); none is logged with a traceback.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import re
+import sys
 from collections.abc import Callable, Iterator, Mapping
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
@@ -57,6 +79,14 @@ from ..records import RELATED_TASK_META_KEY, JsonRpcError, TaskRecord
 from ..status import TaskStatus
 from ..store import TaskStore
 from ..store._base import require_store
+from ..wire import json_type as _json_type
+from .limits import (
+    BlockingGate,
+    ClientDisconnected,
+    TooManyBlockingCalls,
+    current_probe,
+    wait_for_end,
+)
 from .tools import Tool, ToolFn, ToolRegistry, answer_tools_call, check_tools
 
 if TYPE_CHECKING:
@@ -70,6 +100,7 @@ __all__ = [
     "MAX_TASK_ID_LENGTH",
     "METHOD_NOT_FOUND",
     "PARSE_ERROR",
+    "BodyRejected",
     "InvalidRequest",
     "MethodNotFound",
     "ParseError",
@@ -80,6 +111,7 @@ __all__ = [
     "error_object",
     "error_response",
     "parse_error_reason",
+    "parse_message",
     "wire_task_2025",
 ]
 
@@ -219,8 +251,16 @@ class TasksRpc:
             ``timeout`` and the task's current ``status``: the task goes on,
             and the client polls ``tasks/get`` or asks again.
 
+        gate: bounds how many ``tasks/result`` calls wait at once (in all and
+            per owner); None: no bound.  A call over it is answered at once
+            with -32603 and the task's current ``status`` in ``data``.
+        disconnect_check_s: how often a waiting ``tasks/result`` asks whether
+            its client hung up (where the WSGI server can tell; see
+            :mod:`tasks_store.mcp.limits`).
+
     Raises:
         ValueError: *result_timeout* is negative or not a number.
+        TypeError: *gate* is not a :class:`BlockingGate`.
 
     Thread-safe: one instance serves every request thread.
     """
@@ -232,6 +272,8 @@ class TasksRpc:
         result_timeout: float | None = 60.0,
         tools: Mapping[str, ToolFn] | None = None,
         runner: TaskRunner | None = None,
+        gate: BlockingGate | None = None,
+        disconnect_check_s: float = 0.5,
     ) -> None:
         if result_timeout is not None and (
             isinstance(result_timeout, bool)
@@ -253,6 +295,11 @@ class TasksRpc:
             for name, fn in self._tools.items()
         )
         self._runner = runner
+        if gate is not None and not isinstance(gate, BlockingGate):
+            msg = f"gate must be a BlockingGate or None, got {type(gate).__name__}"
+            raise TypeError(msg)
+        self._gate = gate
+        self._disconnect_check_s = disconnect_check_s
         self._methods: Mapping[str, Callable[[dict[str, Any], str], dict[str, Any]]] = {
             "tasks/get": self._tasks_get,
             "tasks/result": self._tasks_result,
@@ -290,8 +337,9 @@ class TasksRpc:
             A new :class:`TasksRpc`; this one is unchanged.
         """
         return TasksRpc(
-            self._store, result_timeout=self._result_timeout, tools=tools, runner=runner
-        )
+            self._store, result_timeout=self._result_timeout, tools=tools, runner=runner,
+            gate=self._gate, disconnect_check_s=self._disconnect_check_s,
+        )  # fmt: skip
 
     # -- entry points ---------------------------------------------------------
 
@@ -344,11 +392,9 @@ class TasksRpc:
         Never raises.
         """
         try:
-            text = body.decode("utf-8") if isinstance(body, bytes) else body
-            message = json.loads(text)
-        except (UnicodeDecodeError, ValueError, RecursionError) as exc:
-            parse_error = ParseError(f"Parse error: {parse_error_reason(exc)}")
-            return error_response(None, parse_error.to_jsonrpc_error())
+            message = parse_message(body)
+        except BodyRejected as exc:
+            return error_response(exc.request_id, exc.error.to_jsonrpc_error())
         return self.handle(message, owner_id)
 
     # -- envelope -------------------------------------------------------------
@@ -412,16 +458,9 @@ class TasksRpc:
     def _tasks_result(self, params: dict[str, Any], owner_id: str) -> dict[str, Any]:
         task_id = _task_id(params)
         store = self._store
-        try:
-            store.wait(task_id, owner_id, timeout=self._result_timeout)
-        except WaitTimeout as exc:
-            error = exc.to_jsonrpc_error()
-            try:
-                status = store.get(task_id, owner_id).status.value
-            except NotFound:
-                raise exc from None
-            error["data"] = {**error.get("data", {}), "status": status}
-            raise _Answer(error) from None
+        record = store.get(task_id, owner_id)
+        if not record.status.is_terminal:
+            self._wait_for_end(record, owner_id)
         result = store.get_result(task_id, owner_id)
         if isinstance(result, JsonRpcError):
             raise _Answer(result.to_dict())
@@ -433,6 +472,44 @@ class TasksRpc:
         meta = dict(meta) if isinstance(meta, dict) else {}
         meta[RELATED_TASK_META_KEY] = {"taskId": task_id}
         return {**result, "_meta": meta}
+
+    def _wait_for_end(self, record: TaskRecord, owner_id: str) -> None:
+        """
+        Block until the task ends, holding a gate slot; answer at once when none is free.
+
+        Over the gate's limit, or when ``result_timeout`` runs out, the answer
+        is -32603 with the task's current ``status`` in ``data`` (the task
+        goes on).  A client that hangs up ends the wait (:class:`ClientDisconnected`).
+        """
+        task_id = record.task.task_id
+        store = self._store
+        slot = None
+        if self._gate is not None:
+            try:
+                slot = self._gate.acquire(owner_id, "tasks/result")
+            except TooManyBlockingCalls as exc:
+                error = exc.to_jsonrpc_error()
+                error["data"] = {**error["data"], "taskId": task_id, "status": record.status.value}
+                raise _Answer(error) from None
+        try:
+            wait_for_end(
+                store, task_id, owner_id, timeout=self._result_timeout,
+                probe=current_probe(), check_every=self._disconnect_check_s,
+            )  # fmt: skip
+        except WaitTimeout as exc:
+            error = exc.to_jsonrpc_error()
+            try:
+                status = store.get(task_id, owner_id).status.value
+            except NotFound:
+                raise exc from None
+            error["data"] = {**error.get("data", {}), "status": status}
+            raise _Answer(error) from None
+        except ClientDisconnected:
+            logger.info("task %s: tasks/result ended: the client disconnected", task_id)
+            raise
+        finally:
+            if slot is not None:
+                slot.release()
 
     def _tasks_list(self, params: dict[str, Any], owner_id: str) -> dict[str, Any]:
         cursor = params.get("cursor")
@@ -490,22 +567,6 @@ def _task_id(params: Mapping[str, Any]) -> str:
     return task_id
 
 
-def _json_type(value: object) -> str:
-    """Name *value*'s JSON type, for messages."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, (int, float)):
-        return "a number"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, (list, tuple)):
-        return "an array"
-    if isinstance(value, Mapping):
-        return "an object"
-    return type(value).__name__
-
 
 def _clip(text: str, limit: int = 100) -> str:
     return text if len(text) <= limit else f"{text[: limit - 3]}..."
@@ -520,3 +581,177 @@ def parse_error_reason(exc: BaseException) -> str:
     if isinstance(exc, RecursionError):
         return "nested too deeply"
     return "invalid JSON"
+
+
+# -- strict JSON -----------------------------------------------------------------
+
+
+class BodyRejected(Exception):
+    """
+    A request body :func:`parse_message` refuses, and how to answer it.
+
+    Attributes:
+        error: the JSON-RPC error (:class:`ParseError`, :class:`InvalidRequest`
+            or :class:`InvalidParams`).
+        status: the HTTP status of the answer (400, or 200 when the request
+            id is readable and only ``params`` is at fault).
+        request_id: the id to answer under, or None (no ``id`` member).
+    """
+
+    def __init__(
+        self, error: TaskError, status: int = 400, request_id: str | int | None = None
+    ) -> None:
+        super().__init__(error.message)
+        self.error = error
+        self.status = status
+        self.request_id = request_id
+
+
+class _Refused(ValueError):
+    """Raised inside the decoder's hooks: the body is not strict JSON."""
+
+
+#: The largest finite double, as an int: an integer above it is out of range.
+_MAX_DOUBLE_INT = int(sys.float_info.max)
+#: Digits of _MAX_DOUBLE_INT: a longer integer is out of range at once.
+_MAX_DOUBLE_DIGITS = len(str(_MAX_DOUBLE_INT))
+#: A ``\\u`` escape of a UTF-16 surrogate (D800-DFFF): only such an escape can
+#: put a lone surrogate into decoded text (strict UTF-8 cannot).
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+
+
+def _parse_constant(name: str) -> Any:
+    raise _Refused(f"{name} is not JSON")
+
+
+def _parse_float(text: str) -> float:
+    value = float(text)
+    if value in (float("inf"), float("-inf")):
+        raise _Refused(f"the number {_clip(text, 40)} is outside the range of a double")
+    return value
+
+
+def _parse_int(text: str) -> int:
+    digits = len(text) - (text[0] == "-")
+    if digits > _MAX_DOUBLE_DIGITS or (
+        digits == _MAX_DOUBLE_DIGITS and abs(int(text)) > _MAX_DOUBLE_INT
+    ):
+        raise _Refused(f"an integer of {digits} digits is outside the range of a double")
+    return int(text)
+
+
+class _Duplicates:
+    """An ``object_pairs_hook`` that builds dicts and remembers those with a repeated key."""
+
+    __slots__ = ("found",)
+
+    def __init__(self) -> None:
+        self.found: list[tuple[dict[str, Any], str]] = []
+
+    def __call__(self, pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        obj = dict(pairs)
+        if len(obj) != len(pairs):
+            seen: set[str] = set()
+            for key, _ in pairs:
+                if key in seen:
+                    self.found.append((obj, key))
+                    break
+                seen.add(key)
+        return obj
+
+
+def _shown(key: str) -> str:
+    """A key for a message: ASCII only (it may hold a lone surrogate), clipped."""
+    return _clip(ascii(key), 60)
+
+
+def _has_lone_surrogate(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
+def _lone_surrogate_in(value: Any) -> bool:
+    """Whether any string (key or value) in the decoded JSON *value* holds a lone surrogate."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            if _has_lone_surrogate(item):
+                return True
+        elif isinstance(item, dict):
+            for key, inner in item.items():
+                if _has_lone_surrogate(key):
+                    return True
+                stack.append(inner)
+        elif isinstance(item, list):
+            stack.extend(item)
+    return False
+
+
+def parse_message(body: bytes | str) -> Any:
+    """
+    Decode one request body as strict JSON; see the module docstring.
+
+    Returns:
+        The decoded message (any JSON value: the envelope checks come after).
+
+    Raises:
+        BodyRejected: the body is not strict JSON, or holds a lone
+            surrogate; it says how to answer.
+
+    >>> parse_message(b'{"jsonrpc": "2.0", "id": 1, "method": "ping"}')["method"]
+    'ping'
+    >>> parse_message(b'{"x": NaN}')
+    Traceback (most recent call last):
+    ...
+    tasks_store.mcp.jsonrpc.BodyRejected: Parse error: NaN is not JSON
+    """
+    duplicates = _Duplicates()
+    try:
+        text = body.decode("utf-8") if isinstance(body, bytes) else body
+        message = json.loads(
+            text,
+            parse_constant=_parse_constant,
+            parse_float=_parse_float,
+            parse_int=_parse_int,
+            object_pairs_hook=duplicates,
+        )
+    except _Refused as exc:
+        raise BodyRejected(ParseError(f"Parse error: {exc}")) from None
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+        raise BodyRejected(ParseError(f"Parse error: {parse_error_reason(exc)}")) from None
+    for obj, key in duplicates.found:
+        if obj is not message:
+            msg = f"Parse error: duplicate key {_shown(key)} in an object"
+            raise BodyRejected(ParseError(msg))
+    if duplicates.found:
+        key = duplicates.found[0][1]
+        msg = f"Invalid request: duplicate key {_shown(key)} in the request object"
+        raise BodyRejected(InvalidRequest(msg))
+    raw = body if isinstance(body, bytes) else body.encode("utf-8", "surrogatepass")
+    if _SURROGATE_ESCAPE.search(raw) is not None:
+        _check_surrogates(message)
+    return message
+
+
+def _check_surrogates(message: Any) -> None:
+    """Refuse a lone surrogate: in ``params`` -32602 (under the id), elsewhere -32600."""
+    if not isinstance(message, dict):
+        if _lone_surrogate_in(message):
+            msg = "Invalid request: a string holds a lone surrogate (not Unicode text)"
+            raise BodyRejected(InvalidRequest(msg))
+        return
+    for key, value in message.items():
+        if key == "params" or not (_has_lone_surrogate(key) or _lone_surrogate_in(value)):
+            continue
+        msg = "Invalid request: the request object holds a lone surrogate (not Unicode text)"
+        raise BodyRejected(InvalidRequest(msg))
+    if "params" in message and _lone_surrogate_in(message["params"]):
+        request_id = message.get("id")
+        if not _is_request_id(request_id):
+            request_id = None
+        msg = "Invalid params: a string in params holds a lone surrogate (not Unicode text)"
+        raise BodyRejected(InvalidParams(msg), 200 if request_id is not None else 400, request_id)

@@ -11,7 +11,8 @@ generation and hands the message to it:
    ``GET`` (no server-initiated stream) and anything else -> 405.
 3. ``Content-Type`` not ``application/json`` -> 415; an ``Accept`` that
    rules out JSON -> 406.
-4. The body must be UTF-8 JSON -> otherwise 400 with -32700.
+4. The body must be strict UTF-8 JSON (:func:`~tasks_store.mcp.jsonrpc.parse_message`)
+   -> otherwise 400 with -32700 (or -32600 / -32602 as that function says).
 5. The generation (:func:`protocol_generation`): 2026-07-28 when the
    ``MCP-Protocol-Version`` header is not a 2025-or-older version, or when
    ``params._meta["io.modelcontextprotocol/protocolVersion"]`` is present;
@@ -45,14 +46,19 @@ from types import MappingProxyType, TracebackType
 from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import urlsplit
 
-from ..errors import INTERNAL_MESSAGE, InvalidRequest, MethodNotFound, ParseError, TaskError
+from ..errors import INTERNAL_MESSAGE, InvalidRequest, MethodNotFound, TaskError
 from ..security import DEFAULT_LOCAL_OWNER
 from ..store import TaskStore
 from ..store._base import require_store
+from ..store.janitor import Janitor
+from ..store.ratelimit import RateLimited
 from ..store.sessions import SessionStore, check_session_store, sessions_for
 from .http import JSON_MEDIA_TYPE, HttpRequest, HttpResponse
-from .jsonrpc import TasksRpc, error_response, parse_error_reason
+from .jsonrpc import BodyRejected, TasksRpc, error_response, parse_message
+from .limits import BlockingGate, RateGuard, ServerLimits
+from .prompts import Prompt, PromptRegistry
 from .runner import TaskRunner
+from .streams import StreamRegistry
 from .tools import Tool, ToolRegistry
 
 if TYPE_CHECKING:
@@ -205,6 +211,15 @@ class McpServer:
             accepted.
         tools_page_size: tools per ``tools/list`` page.
         max_workers: threads of the runner the server makes.
+        prompts: a :class:`~tasks_store.mcp.prompts.PromptRegistry`, or
+            :class:`~tasks_store.mcp.prompts.Prompt` records (2026-07-28
+            ``prompts/*``); None for none.
+        limits: blocking-call bounds and rate limits
+            (:class:`~tasks_store.mcp.limits.ServerLimits`; by default at most
+            4 blocking calls at once, 2 per owner, and no rate limit).
+        janitor_interval: seconds between two sweeps of a background
+            :class:`~tasks_store.store.janitor.Janitor` (``cleanup_expired``
+            and lease recovery), stopped by :meth:`close`; None for none.
 
     Raises:
         TypeError: *store*, *tools*, *runner* or *sessions* of the wrong type.
@@ -229,6 +244,9 @@ class McpServer:
         allowed_hosts: Iterable[str] = (),
         tools_page_size: int = 100,
         max_workers: int = 8,
+        prompts: PromptRegistry | Iterable[Prompt] | None = None,
+        limits: ServerLimits | None = None,
+        janitor_interval: float | None = None,
     ) -> None:
         self._store = require_store(store)
         if tools is None:
@@ -246,7 +264,18 @@ class McpServer:
             msg = f"instructions must be a str or None, got {type(instructions).__name__}"
             raise TypeError(msg)
         self._instructions = instructions
-        self._rpc = TasksRpc(self._store, result_timeout=result_timeout)
+        if limits is not None and not isinstance(limits, ServerLimits):
+            msg = f"limits must be a ServerLimits, got {type(limits).__name__}"
+            raise TypeError(msg)
+        self._limits = ServerLimits() if limits is None else limits
+        self._gate = BlockingGate(
+            total=self._limits.max_blocking, per_owner=self._limits.max_blocking_per_owner
+        )
+        self._rate_guard = RateGuard(self._store, self._limits.rate_limits)
+        self._rpc = TasksRpc(
+            self._store, result_timeout=result_timeout, gate=self._gate,
+            disconnect_check_s=self._limits.disconnect_check_s,
+        )  # fmt: skip
         if isinstance(tools_page_size, bool) or not isinstance(tools_page_size, int) or (
             tools_page_size < 1
         ):
@@ -279,6 +308,13 @@ class McpServer:
                 raise TypeError(msg)
         self._allowed_hosts = frozenset(h.strip().lower() for h in hosts)
         self._log_key = secrets.token_bytes(32)
+        self._prompts = prompts if isinstance(prompts, PromptRegistry) else (
+            PromptRegistry(prompts or ())
+        )
+        self._streams = StreamRegistry()
+        self._janitor: Janitor | None = None
+        if janitor_interval is not None:
+            self.start_janitor(janitor_interval)
 
     # -- properties -----------------------------------------------------------
 
@@ -286,6 +322,16 @@ class McpServer:
     def store(self) -> TaskStore:
         """The task store."""
         return self._store
+
+    @property
+    def prompts(self) -> PromptRegistry:
+        """The prompts (2026-07-28 ``prompts/list`` and ``prompts/get``)."""
+        return self._prompts
+
+    @property
+    def streams(self) -> StreamRegistry:
+        """The open streamed replies (SSE), ended together by :meth:`close`."""
+        return self._streams
 
     @property
     def tools(self) -> ToolRegistry:
@@ -326,6 +372,19 @@ class McpServer:
     def tools_page_size(self) -> int:
         """Tools per ``tools/list`` page."""
         return self._tools_page_size
+
+    @property
+    def limits(self) -> ServerLimits:
+        """The blocking-call bounds and rate limits in force."""
+        return self._limits
+
+    @property
+    def gate(self) -> BlockingGate:
+        """
+        The bound on blocking calls: ``with server.gate.acquire(owner, "stream"):``
+        around anything that holds a thread waiting (see :mod:`tasks_store.mcp.limits`).
+        """
+        return self._gate
 
     # -- owners and logs ------------------------------------------------------
 
@@ -399,10 +458,15 @@ class McpServer:
                 406, InvalidRequest(f"Accept must allow {JSON_MEDIA_TYPE}: got {_clip(accept)}")
             )
         try:
-            message = json.loads(request.body.decode("utf-8"))
-        except (UnicodeDecodeError, ValueError, RecursionError) as exc:
-            return error_reply(400, ParseError(f"Parse error: {parse_error_reason(exc)}"))
-        if protocol_generation(request, message) == GENERATION_2026:
+            message = parse_message(request.body)  # strict JSON: see jsonrpc.parse_message
+        except BodyRejected as exc:
+            return error_reply(exc.status, exc.error, exc.request_id)
+        generation = protocol_generation(request, message)
+        if self._limits.rate_limits.enabled:
+            refused = self._charge(request, message, generation)
+            if refused is not None:
+                return refused
+        if generation == GENERATION_2026:
             handler = _load_v2026()
             if handler is None:
                 error = MethodNotFound("Protocol 2026-07-28 is not served yet")
@@ -411,6 +475,17 @@ class McpServer:
         from . import v2025
 
         return v2025.handle(self, request, message)
+
+    def _charge(self, request: HttpRequest, message: Any, generation: str) -> HttpResponse | None:
+        """Charge a task operation to its owner's rate limits; the 429 reply if over one."""
+        session = request.header("mcp-session-id") if generation == GENERATION_2025 else None
+        owner = self.owner_for(request.principal, session.strip() if session else None)
+        try:
+            self._rate_guard.charge(request, message, generation, owner, self._tools)
+        except RateLimited as exc:
+            retry = (("Retry-After", exc.retry_after_header),)
+            return error_reply(429, exc, _readable_id(message), retry)
+        return None
 
     def origin_allowed(self, origin: str) -> bool:
         """Return whether an ``Origin`` header value is accepted (loopback or listed)."""
@@ -454,8 +529,28 @@ class McpServer:
             self, principal_from_environ=principal_from_environ, max_body_bytes=max_body_bytes
         )
 
+    def start_janitor(self, interval: float = 30.0) -> Janitor:
+        """
+        Start (once) a background janitor sweeping every *interval* seconds; :meth:`close` stops it.
+
+        It recovers from the runner's lease table (and the store's, for
+        other processes' runners); see :mod:`tasks_store.store.janitor`.
+        """
+        if self._janitor is None or not self._janitor.running:
+            leases = self._runner.leases
+            self._janitor = Janitor(self._store, interval=interval, leases=leases).start()
+        return self._janitor
+
+    @property
+    def janitor(self) -> Janitor | None:
+        """The background janitor, if one was started."""
+        return self._janitor
+
     def close(self, *, wait: bool = True, cancel: bool = False) -> None:
-        """Shut down the runner the server made, if any; see :meth:`TaskRunner.shutdown`."""
+        """Stop the janitor; shut down the runner the server made (:meth:`TaskRunner.shutdown`)."""
+        if self._janitor is not None:
+            self._janitor.stop()
+        self._streams.close()
         if self._owned_runner is not None:
             self._owned_runner.shutdown(wait=wait, cancel=cancel)
 

@@ -37,6 +37,18 @@ Errors a tool raises:
 
 ``execution.taskSupport`` is ``"forbidden"`` (the default: never a task),
 ``"optional"`` or ``"required"`` (only as a task).
+
+A tool may also have a ``prepare`` step, ``prepare(arguments, ctx)``,
+returning the arguments the tool then runs with (None: unchanged).  It runs
+before the task exists: on 2026-07-28 inline, where it can ask the client
+for input through a multi round-trip request (``ctx.elicit`` answers, or
+the request is answered ``input_required`` and retried), so that a tool
+gathers input first and is then answered with a ``CreateTaskResult``; on
+2025-11-25, as the first step of the task, where ``ctx.elicit`` blocks.
+
+:class:`ToolRegistry` tells listeners when a tool is added
+(:meth:`ToolRegistry.on_change`): the 2026-07-28 ``subscriptions/listen``
+streams send ``notifications/tools/list_changed`` then.
 """
 
 from __future__ import annotations
@@ -56,6 +68,7 @@ import attrs
 
 from ..errors import InvalidParams, StoreError, TaskError
 from ..wire import check_json
+from ..wire import json_type as _json_type
 
 if TYPE_CHECKING:
     from .context import CallContext, TaskContext
@@ -67,6 +80,7 @@ __all__ = [
     "TaskSupport",
     "Tool",
     "ToolContext",
+    "ToolFailed",
     "ToolFn",
     "ToolRegistry",
     "answer_tools_call",
@@ -179,6 +193,9 @@ class Tool:
         task_support: ``"forbidden"`` (default), ``"optional"`` or
             ``"required"``: ``execution.taskSupport``.
         title: a display name, or None.
+        prepare: ``prepare(arguments, ctx)`` returning the arguments *fn*
+            runs with (None: unchanged), run before the task exists (see
+            the module docstring), or None.
 
     Raises:
         ValueError: a bad name, a schema whose type is not ``object``, or a
@@ -202,6 +219,9 @@ class Tool:
     )
     task_support: TaskSupport = attrs.field(default="forbidden", validator=_check_task_support)
     title: str | None = attrs.field(default=None, validator=_check_optional_str)
+    prepare: Callable[[dict[str, Any], Any], Mapping[str, Any] | None] | None = attrs.field(
+        default=None, validator=attrs.validators.optional(_check_fn), eq=False
+    )
     _validator: Any = attrs.field(init=False, eq=False, repr=False)
 
     def __attrs_post_init__(self) -> None:
@@ -250,9 +270,63 @@ class Tool:
                 raise InvalidParams(msg)
         return copy
 
-    def call(self, arguments: dict[str, Any], ctx: Any) -> dict[str, Any]:
-        """Run the tool on checked *arguments*; see :func:`call_tool`."""
+    def call(
+        self, arguments: dict[str, Any], ctx: Any, *, prepared: bool = False
+    ) -> dict[str, Any]:
+        """
+        Run the tool on checked *arguments*: :attr:`prepare` first (unless
+        *prepared*: it ran already), then *fn*; see :func:`call_tool`.
+        """
+        if self.prepare is not None and not prepared:
+            try:
+                arguments = self.prepared_arguments(arguments, ctx)
+            except ToolFailed as failed:
+                return failed.result
         return call_tool(self.fn, self.name, arguments, ctx)
+
+    def prepared_arguments(self, arguments: dict[str, Any], ctx: Any) -> dict[str, Any]:
+        """
+        Run :attr:`prepare`; return the arguments *fn* runs with (a fresh copy).
+
+        Raises:
+            TaskError: raised by ``prepare`` (a protocol error; on 2026-07-28
+                ``InputRequired`` too, which becomes an ``InputRequiredResult``).
+            ToolFailed: ``prepare`` raised anything else: a tool error, its
+                result attached.
+            StoreError: ``prepare`` returned something that is not a JSON
+                object or None.
+        """
+        if self.prepare is None:
+            return arguments
+        try:
+            out = self.prepare(json.loads(json.dumps(arguments)), ctx)
+        except TaskError:
+            raise
+        except Exception as exc:
+            logger.info("tool %r: prepare raised %s", self.name, type(exc).__name__, exc_info=True)
+            raise ToolFailed(tool_error_result(str(exc) or type(exc).__name__)) from None
+        if out is None:
+            return arguments
+        if not isinstance(out, Mapping):
+            msg = f"tool {self.name!r}: prepare returned something that is not an object or None"
+            logger.error("%s", msg)
+            raise StoreError(msg)
+        try:
+            check_json(dict(out), "prepared arguments")
+        except InvalidParams as exc:
+            msg = f"tool {self.name!r}: {exc.message}"
+            logger.error("%s", msg)
+            raise StoreError(msg) from None
+        prepared: dict[str, Any] = json.loads(json.dumps(dict(out)))
+        return prepared
+
+
+class ToolFailed(Exception):
+    """A tool's ``prepare`` failed as a tool error: :attr:`result` is its ``CallToolResult``."""
+
+    def __init__(self, result: dict[str, Any]) -> None:
+        super().__init__("tool error")
+        self.result = result
 
 
 def _build_validator(name: str, schema: dict[str, Any]) -> Any:
@@ -308,8 +382,31 @@ class ToolRegistry:
         self._lock = threading.Lock()
         self._order: tuple[Tool, ...] = ()
         self._by_name: Mapping[str, Tool] = MappingProxyType({})
+        self._listeners: tuple[Callable[[], None], ...] = ()
         for tool in tools:
             self.add(tool)
+
+    @property
+    def version(self) -> int:
+        """How many tools have been added: it changes exactly when the list does."""
+        return len(self._order)
+
+    def on_change(self, listener: Callable[[], None]) -> Callable[[], None]:
+        """
+        Call ``listener()`` after every later :meth:`add` (from the adding
+        thread, outside the registry's lock); return a function that stops it.
+        """
+        if not callable(listener):
+            msg = f"listener must be callable, got {type(listener).__name__}"
+            raise TypeError(msg)
+        with self._lock:
+            self._listeners = (*self._listeners, listener)
+
+        def stop() -> None:
+            with self._lock:
+                self._listeners = tuple(x for x in self._listeners if x is not listener)
+
+        return stop
 
     def add(self, tool: Tool) -> Tool:
         """
@@ -328,6 +425,12 @@ class ToolRegistry:
                 raise ValueError(msg)
             self._by_name = MappingProxyType({**self._by_name, tool.name: tool})
             self._order = (*self._order, tool)
+            listeners = self._listeners
+        for listener in listeners:
+            try:
+                listener()
+            except Exception:
+                logger.exception("a tools list listener failed")
         return tool
 
     @overload
@@ -345,6 +448,7 @@ class ToolRegistry:
         output_schema: Mapping[str, Any] | None = None,
         task_support: TaskSupport = "forbidden",
         title: str | None = None,
+        prepare: Callable[[dict[str, Any], Any], Mapping[str, Any] | None] | None = None,
     ) -> Callable[[_F], _F]: ...
 
     def tool(
@@ -358,6 +462,7 @@ class ToolRegistry:
         output_schema: Mapping[str, Any] | None = None,
         task_support: TaskSupport = "forbidden",
         title: str | None = None,
+        prepare: Callable[[dict[str, Any], Any], Mapping[str, Any] | None] | None = None,
     ) -> _F | Callable[[_F], _F]:
         """
         Register a function as a tool: ``@tools.tool`` or ``@tools.tool(...)``.
@@ -381,6 +486,7 @@ class ToolRegistry:
                     output_schema=output_schema,
                     task_support=task_support,
                     title=title,
+                    prepare=prepare,
                 )
             )
             return func
@@ -501,21 +607,6 @@ def call_tool(fn: ToolFn, name: str, arguments: dict[str, Any], ctx: Any) -> dic
         raise StoreError(msg) from None
     return result
 
-
-def _json_type(value: object) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, (int, float)):
-        return "a number"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, (list, tuple)):
-        return "an array"
-    if isinstance(value, Mapping):
-        return "an object"
-    return type(value).__name__
 
 
 def answer_tools_call(

@@ -30,6 +30,16 @@ Versions.  ``initialize`` answers the requested revision when it is one of
 ``tasks/*`` methods and task-augmented ``tools/call``; older sessions get
 -32601 for those and a ``tools/list`` without ``execution`` and without the
 tools that require a task.
+
+Input flows.  A ``tasks/result`` on a task that is ``input_required`` is
+answered with an SSE stream (when the client's ``Accept`` allows
+``text/event-stream``; :class:`~tasks_store.mcp.streams.ResultStream`): the
+task's outstanding input requests as requests from the server (with the
+related-task ``_meta``), ``notifications/tasks/status`` on each change, and
+at the end the ``tasks/result`` response.  The client POSTs its JSON-RPC
+responses to those requests; they are stored
+(:func:`~tasks_store.mcp.streams.route_response`) and reach the waiting tool
+on whichever worker runs it.  Every other answer is plain JSON.
 """
 
 from __future__ import annotations
@@ -41,10 +51,12 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 from ..errors import InvalidParams, InvalidRequest, MethodNotFound, TaskError
+from ..status import TaskStatus
 from ..store.sessions import MAX_SESSION_ID_LENGTH
-from .http import HttpRequest, HttpResponse
+from .http import EVENT_STREAM_MEDIA_TYPE, HttpRequest, HttpResponse, accepts_media
 from .jsonrpc import error_object
 from .server import LATEST_2025_VERSION, SUPPORTED_2025_VERSIONS, error_reply
+from .streams import EventStream, ResultStream, route_response
 from .tools import answer_tools_call
 
 if TYPE_CHECKING:
@@ -206,6 +218,43 @@ def _answer(
     return HttpResponse.json(200, {"jsonrpc": "2.0", "id": request_id, "result": result})
 
 
+def _result_stream(
+    server: McpServer,
+    request: HttpRequest,
+    params: Mapping[str, Any],
+    owner: str,
+    request_id: str | int,
+) -> HttpResponse | None:
+    """
+    Return the SSE stream answering ``tasks/result`` of a task waiting for
+    input; None to answer it as JSON (any other task, an error to report,
+    a client that does not accept ``text/event-stream``).
+
+    Raises:
+        TooManyBlockingCalls: the gate is full (answered as JSON).
+    """
+    task_id = params.get("taskId")
+    if not isinstance(task_id, str) or not accepts_media(
+        request.header("accept"), EVENT_STREAM_MEDIA_TYPE
+    ):
+        return None
+    try:
+        record = server.store.get(task_id, owner)
+    except TaskError:
+        return None  # answered by the JSON path, with the same error
+    if record.status is not TaskStatus.INPUT_REQUIRED:
+        return None
+    stream = EventStream.open(
+        server,
+        owner,
+        (task_id,),
+        lambda watch: ResultStream(server, owner, task_id, request_id),
+        request,
+    )
+    logger.info("task %s: tasks/result answered with a stream (input required)", task_id)
+    return HttpResponse.sse(stream)
+
+
 def handle(server: McpServer, request: HttpRequest, message: Any) -> HttpResponse:
     """
     Answer one 2025-11-25 message (a POST body already parsed as JSON).
@@ -247,10 +296,12 @@ def handle(server: McpServer, request: HttpRequest, message: Any) -> HttpRespons
     session_id, version = found
     if checked is not None and checked != version:
         return error_reply(400, _mismatch(checked, version), request_id)
+    owner = server.owner_for(request.principal, session_id)
     if notification:
+        if "method" not in message and version == LATEST_2025_VERSION:
+            route_response(server, owner, message)  # an answer to a task's input request?
         return HttpResponse.empty(202)
     assert request_id is not None
-    owner = server.owner_for(request.principal, session_id)
     with_tasks = version == LATEST_2025_VERSION
     try:
         if method == "ping":
@@ -262,6 +313,10 @@ def handle(server: McpServer, request: HttpRequest, message: Any) -> HttpRespons
                 params, owner, tools=server.tools, runner=server.runner, tasks_allowed=with_tasks
             )
         elif method in _TASK_METHODS and with_tasks:
+            if method == "tasks/result":
+                streamed = _result_stream(server, request, params, owner, request_id)
+                if streamed is not None:
+                    return streamed
             response = server.rpc.handle(message, owner)
             assert response is not None  # a request with an id gets an answer
             return HttpResponse.json(200, response)

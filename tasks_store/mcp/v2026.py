@@ -50,13 +50,35 @@ Methods:
   says.  An inline tool may return an ``InputRequiredResult``
   (``resultType: "input_required"``); each of its input requests must use a
   capability the client declared (-32021 otherwise).
-* ``tasks/get``: the ``DetailedTask`` (:func:`~.v2026_wire.detailed_task`).
-* ``tasks/update``: acknowledged with ``{"resultType": "complete"}``.
-  Delivering ``inputResponses`` to a waiting tool is issue 11's; until then
-  they are accepted and ignored, as the extension allows for keys that are
-  not outstanding.
+* ``tasks/get``: the ``DetailedTask`` (:func:`~.v2026_wire.detailed_task`);
+  an ``input_required`` task inlines the requests still outstanding.
+* ``tasks/update``: the ``inputResponses`` go to the store
+  (``store.respond_input``: answers to outstanding keys are kept for the
+  waiting tool, whichever worker runs it; any other key is ignored), then
+  ``{"resultType": "complete"}``.
 * ``tasks/cancel``: acknowledged with ``{"resultType": "complete"}``, for a
   terminal task too; the task is cancelled in the store if it has not ended.
+* ``subscriptions/listen``: a streamed answer (SSE,
+  :mod:`~tasks_store.mcp.streams`): ``notifications/subscriptions/acknowledged``
+  first, then ``notifications/tasks`` for the subscribed ``taskIds`` (the
+  extension must be declared on the request: -32021 otherwise) and
+  ``notifications/tools/list_changed`` (``toolsListChanged``),
+  ``notifications/prompts/list_changed`` (``promptsListChanged``, with prompts).
+* ``prompts/list``, ``prompts/get``: served when the server has prompts
+  (then ``server/discover`` declares ``prompts: {"listChanged": true}``);
+  -32601 otherwise.
+
+Multi round-trip requests (MRTR, :mod:`~tasks_store.mcp.mrtr`): a
+``tools/call`` or ``prompts/get`` whose tool (or prompt, or the tool's
+``prepare`` step) asks for input it does not have yet (``ctx.elicit`` and
+the other input methods of :class:`RequestCallContext`) is answered with an
+``InputRequiredResult``: the missing requests, and a signed
+``requestState`` carrying the answers so far.  The retry's
+``inputResponses`` and verified state answer the questions when the tool
+runs again; a state that fails verification is -32602.  A tool with a
+``prepare`` step gathers its input this way before the task is created, and
+the final round answers the ``CreateTaskResult``.  ``requestState`` never
+appears in a task's shape.
 
 Every result carries ``_meta["io.modelcontextprotocol/serverInfo"]``.
 
@@ -78,12 +100,15 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import threading
+import weakref
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 import attrs
 
 from ..errors import (
+    INTERNAL_MESSAGE,
     Expired,
     HeaderMismatch,
     InvalidParams,
@@ -97,13 +122,32 @@ from ..errors import (
     UnsupportedProtocolVersion,
     error_object,
 )
-from ..records import Task
+from ..records import Task, TaskRecord
 from ..security import ANONYMOUS_OWNERS
+from ..store import TaskStore
 from ..wire import check_json
 from .context import CallContext, TaskContext
-from .http import JSON_MEDIA_TYPE, HttpRequest, HttpResponse
+from .http import (
+    EVENT_STREAM_MEDIA_TYPE,
+    JSON_MEDIA_TYPE,
+    HttpRequest,
+    HttpResponse,
+    accepts_media,
+)
 from .jsonrpc import MAX_TASK_ID_LENGTH, encode_response, error_response
-from .tools import Tool, call_tool, tool_error_result
+from .mrtr import (
+    REQUEST_STATE_SECRET,
+    InputRequired,
+    InputRound,
+    RequestStateCodec,
+    elicitation_request,
+    input_responses,
+    roots_request,
+    salient_digest,
+    sampling_request,
+)
+from .streams import MAX_LISTEN_TASKS, EventStream, ListenStream
+from .tools import Tool, ToolFailed, call_tool, tool_error_result
 from .v2026_wire import (
     SERVER_INFO_KEY,
     SUPPORTED_VERSIONS,
@@ -124,11 +168,13 @@ if TYPE_CHECKING:
 __all__ = [
     "DISCOVER_TTL_MS",
     "INPUT_REQUEST_CAPABILITIES",
+    "PROMPTS_LIST_TTL_MS",
     "REMOVED_METHODS",
     "TOOLS_LIST_TTL_MS",
     "RequestCallContext",
     "handle",
     "http_status",
+    "request_state_codec",
 ]
 
 logger = logging.getLogger("tasks_store")
@@ -137,8 +183,10 @@ logger = logging.getLogger("tasks_store")
 #: the life of the process.
 DISCOVER_TTL_MS = 3_600_000
 #: ``ttlMs`` of ``tools/list``: 0 (stale at once), since tools may be added
-#: at any time and no ``listChanged`` notification is sent.
+#: at any time (``subscriptions/listen`` streams are told when).
 TOOLS_LIST_TTL_MS = 0
+#: ``ttlMs`` of ``prompts/list``: 0, as for tools.
+PROMPTS_LIST_TTL_MS = 0
 
 #: Methods of earlier revisions, or of the 2025-11-25 tasks, that this wire
 #: answers with -32601 and HTTP 404 (like any unknown method), named so the
@@ -184,10 +232,22 @@ def http_status(exc: BaseException) -> int:
 
 class RequestCallContext(CallContext):
     """
-    The context of a 2026-07-28 ``tools/call`` answered inline: a
+    The context of a 2026-07-28 ``tools/call`` answered inline (or a tool's
+    ``prepare`` step, or a ``prompts/get``): a
     :class:`~tasks_store.mcp.context.CallContext` that also knows the
     request's per-request fields, so a tool can check what the client
-    declared for this very request.
+    declared for this very request, and that asks the client for input
+    through a multi round-trip request.
+
+    ``ctx.elicit(message, schema)`` (and ``create_message``,
+    ``list_roots``, ``request_input``) returns the client's answer when this
+    request, or the verified ``requestState`` of an earlier round, holds
+    it; otherwise it raises :class:`~tasks_store.mcp.mrtr.InputRequired`,
+    which the server answers as an ``InputRequiredResult`` (let it
+    propagate).  The tool then runs again, from the top, on the retry.  A key
+    not given is ``elicitation-1``, ``sampling-2``, ...: numbered in the
+    order the tool asks, the same on every round.  :attr:`state` is the
+    tool's own JSON value, carried (signed) to the next round.
 
     >>> from .v2026_wire import RequestMeta
     >>> ctx = RequestCallContext("local", "t", RequestMeta(
@@ -196,11 +256,94 @@ class RequestCallContext(CallContext):
     (True, False)
     """
 
-    __slots__ = ("_request_meta",)
+    __slots__ = ("_request_meta", "_round")
 
-    def __init__(self, owner_id: str, tool_name: str, request_meta: RequestMeta) -> None:
+    def __init__(
+        self,
+        owner_id: str,
+        tool_name: str,
+        request_meta: RequestMeta,
+        input_round: InputRound | None = None,
+    ) -> None:
         super().__init__(owner_id, tool_name)
         self._request_meta = request_meta
+        self._round = input_round if input_round is not None else InputRound()
+
+    @property
+    def input_round(self) -> InputRound:
+        """This round of the request: its answers, and the tool's state."""
+        return self._round
+
+    @property
+    def round(self) -> int:
+        """Which round of the request this is: 1 for the first call."""
+        return self._round.number
+
+    @property
+    def state(self) -> Any:
+        """The tool's own state, carried from the previous round (None at first)."""
+        return self._round.tool_state
+
+    @state.setter
+    def state(self, value: Any) -> None:
+        check_json(value, "state")
+        self._round.tool_state = value
+
+    def request_input(
+        self,
+        requests: Mapping[str, Mapping[str, Any]],
+        *,
+        status_message: str | None = None,
+        timeout: float | None = None,
+    ) -> dict[str, Any]:
+        """
+        Return the client's answers to *requests* (key to request), or ask for them.
+
+        *status_message* and *timeout* mean nothing here (there is no task
+        and no wait).
+
+        Raises:
+            InputRequired: some are not answered yet: the request is
+                answered ``input_required`` for those.
+        """
+        return self._round.ask(requests)
+
+    def elicit(
+        self,
+        message: str,
+        requested_schema: Mapping[str, Any],
+        *,
+        key: str | None = None,
+        timeout: float | None = None,
+    ) -> dict[str, Any]:
+        """Return the ``ElicitResult`` for this question; see the class docstring."""
+        key = key or self._round.next_key("elicitation")
+        answer: dict[str, Any] = self.request_input(
+            {key: elicitation_request(message, requested_schema)}
+        )[key]
+        return answer
+
+    def create_message(
+        self,
+        messages: list[Mapping[str, Any]] | str,
+        max_tokens: int,
+        *,
+        key: str | None = None,
+        timeout: float | None = None,
+        **params: Any,
+    ) -> dict[str, Any]:
+        """Return the ``CreateMessageResult`` for this sampling request; see the class docstring."""
+        key = key or self._round.next_key("sampling")
+        answer: dict[str, Any] = self.request_input(
+            {key: sampling_request(messages, max_tokens, **params)}
+        )[key]
+        return answer
+
+    def list_roots(self, *, key: str | None = None, timeout: float | None = None) -> dict[str, Any]:
+        """Return the ``ListRootsResult``; see the class docstring."""
+        key = key or self._round.next_key("roots")
+        answer: dict[str, Any] = self.request_input({key: roots_request()})[key]
+        return answer
 
     @property
     def request_meta(self) -> RequestMeta:
@@ -257,6 +400,9 @@ def handle(server: McpServer, request: HttpRequest, message: Any) -> HttpRespons
         meta = parse_meta(params)
         check_headers(request.headers, method, params, meta)
         check_version(meta)
+        if method == "subscriptions/listen":
+            assert request_id is not None  # not a notification: the envelope read an id
+            return _listen(_Call(server, request, meta, params), request_id)
         handler = _METHODS.get(method)
         if handler is None:
             reason = REMOVED_METHODS.get(method, "not served here")
@@ -328,10 +474,14 @@ def _with_server_info(result: dict[str, Any], server: McpServer) -> dict[str, An
 
 
 def _discover(call: _Call) -> dict[str, Any]:
+    capabilities: dict[str, Any] = {"tools": {"listChanged": True}}
+    if len(call.server.prompts):
+        capabilities["prompts"] = {"listChanged": True}
+    capabilities["extensions"] = {TASKS_EXTENSION: {}}
     result: dict[str, Any] = {
         "resultType": "complete",
         "supportedVersions": list(SUPPORTED_VERSIONS),
-        "capabilities": {"tools": {}, "extensions": {TASKS_EXTENSION: {}}},
+        "capabilities": capabilities,
         "cacheScope": "public",
         "ttlMs": DISCOVER_TTL_MS,
     }
@@ -396,8 +546,18 @@ def _may_own_tasks(server: McpServer, owner: str) -> bool:
 
 
 def _start_task(call: _Call, tool: Tool, arguments: dict[str, Any], owner: str) -> dict[str, Any]:
+    if tool.prepare is not None:  # gather input first, through MRTR, then make the task
+        round_ = _round(call, "tools/call", owner)
+        ctx = RequestCallContext(owner, tool.name, call.meta, round_)
+        try:
+            arguments = tool.prepared_arguments(arguments, ctx)
+        except InputRequired as asked:
+            return _input_required(call, "tools/call", tool.name, round_, asked.requests)
+        except ToolFailed as failed:
+            return {"resultType": "complete", **failed.result}
+
     def run(ctx: TaskContext) -> dict[str, Any]:
-        return tool.call(arguments, ctx)
+        return tool.call(arguments, ctx, prepared=True)
 
     created = call.server.runner.start(owner, "tools/call", run)
     # runner.start returns after store.create did: the task is durable on
@@ -420,17 +580,111 @@ def _call_inline(call: _Call, tool: Tool, arguments: dict[str, Any], owner: str)
             raise _InputRequiredSignal(dict(out))
         return out
 
-    ctx = RequestCallContext(owner, tool.name, call.meta)
+    round_ = _round(call, "tools/call", owner)
+    ctx = RequestCallContext(owner, tool.name, call.meta, round_)
     try:
+        if tool.prepare is not None:
+            arguments = tool.prepared_arguments(arguments, ctx)
         result = call_tool(fn, tool.name, arguments, ctx)
+    except InputRequired as asked:
+        return _input_required(call, "tools/call", tool.name, round_, asked.requests)
     except _InputRequiredSignal as signal:
-        return _input_required(tool.name, signal.result, call.meta)
+        return _returned_input_required(call, tool.name, round_, signal.result)
+    except ToolFailed as failed:
+        result = failed.result
     result["resultType"] = "complete"
     return result
 
 
-def _input_required(name: str, result: dict[str, Any], meta: RequestMeta) -> dict[str, Any]:
-    """Check an inline tool's ``InputRequiredResult``; return it."""
+_CODECS: weakref.WeakKeyDictionary[TaskStore, RequestStateCodec] = weakref.WeakKeyDictionary()
+_CODECS_LOCK = threading.Lock()
+
+
+def request_state_codec(store: TaskStore) -> RequestStateCodec:
+    """
+    Return the codec of ``requestState`` for servers on *store*: its key is the
+    store's ``shared_secret("mrtr-request-state")``, the same on every worker.
+    """
+    codec = _CODECS.get(store)
+    if codec is None:
+        secret = store.shared_secret(REQUEST_STATE_SECRET)
+        with _CODECS_LOCK:
+            codec = _CODECS.setdefault(store, RequestStateCodec(secret))
+    return codec
+
+
+def _round(call: _Call, method: str, owner: str) -> InputRound:
+    """
+    Return this request's round: its ``inputResponses``, and the verified
+    ``requestState`` of the previous round when it carries one.
+
+    Raises:
+        InvalidParams: ``inputResponses`` is not an object of objects.
+        InvalidRequestState: ``requestState`` fails verification.
+    """
+    params = call.params
+    responses = input_responses(params)
+    if "requestState" not in params:
+        return InputRound(responses)
+    codec = request_state_codec(call.server.store)
+    payload = codec.open(
+        params["requestState"],
+        method=method,
+        digest=salient_digest(method, params),
+        owner=owner,
+    )
+    return InputRound.from_state(responses, payload)
+
+
+def _check_requests(name: str, requests: Mapping[str, Any], meta: RequestMeta) -> dict[str, Any]:
+    """Check the input requests a tool asks; every one needs a capability this request declared."""
+    missing: dict[str, Any] = {}
+    for entry in requests.values():
+        kind = entry.get("method") if isinstance(entry, Mapping) else None
+        needed = INPUT_REQUEST_CAPABILITIES.get(kind) if isinstance(kind, str) else None
+        if needed is None:
+            msg = f"tool {name!r} asked for input with an unknown request method"
+            logger.error("%s", msg)
+            raise StoreError(msg)
+        if not meta.has_capability(needed):
+            missing[needed] = {}
+    if missing:
+        raise MissingRequiredClientCapability(missing)
+    try:
+        check_json(dict(requests), "inputRequests")
+    except InvalidParams as exc:
+        msg = f"tool {name!r}: {exc.message}"
+        logger.error("%s", msg)
+        raise StoreError(msg) from None
+    checked: dict[str, Any] = _copy(requests)
+    return checked
+
+
+def _input_required(
+    call: _Call, method: str, name: str, round_: InputRound, requests: Mapping[str, Any]
+) -> dict[str, Any]:
+    """The ``InputRequiredResult`` asking *requests*, with this round's state sealed."""
+    asked = _check_requests(name, requests, call.meta)
+    codec = request_state_codec(call.server.store)
+    state = codec.seal(
+        round_.carried(),
+        method=method,
+        digest=salient_digest(method, call.params),
+        owner=call.owner,
+    )
+    return {"resultType": "input_required", "inputRequests": asked, "requestState": state}
+
+
+def _returned_input_required(
+    call: _Call, name: str, round_: InputRound, result: dict[str, Any]
+) -> dict[str, Any]:
+    """
+    Check an ``InputRequiredResult`` an inline tool returned itself; seal it.
+
+    Its own ``requestState`` string, if any, becomes the tool's state (the
+    tool reads it back as ``ctx.state`` on the retry); the state sent is
+    always the server's signed one.
+    """
     requests = result.get("inputRequests")
     state = result.get("requestState")
     if (requests is None and state is None) or (
@@ -443,25 +697,11 @@ def _input_required(name: str, result: dict[str, Any], meta: RequestMeta) -> dic
         msg = f"tool {name!r} returned a requestState that is not a string"
         logger.error("%s", msg)
         raise StoreError(msg)
-    try:
-        check_json(result, "tool result")
-    except InvalidParams as exc:
-        msg = f"tool {name!r}: {exc.message}"
-        logger.error("%s", msg)
-        raise StoreError(msg) from None
-    missing: dict[str, Any] = {}
-    for entry in (requests or {}).values():
-        kind = entry.get("method") if isinstance(entry, Mapping) else None
-        needed = INPUT_REQUEST_CAPABILITIES.get(kind) if isinstance(kind, str) else None
-        if needed is None:
-            msg = f"tool {name!r} asked for input with an unknown request method"
-            logger.error("%s", msg)
-            raise StoreError(msg)
-        if not meta.has_capability(needed):
-            missing[needed] = {}
-    if missing:
-        raise MissingRequiredClientCapability(missing)
-    shaped: dict[str, Any] = _copy(result)
+    if state is not None:
+        round_.tool_state = state
+    shaped = _input_required(call, "tools/call", name, round_, requests or {})
+    if requests is None:
+        del shaped["inputRequests"]
     return shaped
 
 
@@ -495,6 +735,13 @@ def _tasks_get(call: _Call) -> dict[str, Any]:
     return detailed_task(record)
 
 
+def _task_notification(record: TaskRecord) -> dict[str, Any]:
+    """The params of ``notifications/tasks``: the ``DetailedTask``, as ``tasks/get`` has it."""
+    shaped = detailed_task(record)
+    del shaped["resultType"]
+    return shaped
+
+
 def _tasks_update(call: _Call) -> dict[str, Any]:
     task_id = _require_tasks(call, "tasks/update")
     responses = call.params.get("inputResponses")
@@ -505,9 +752,10 @@ def _tasks_update(call: _Call) -> dict[str, Any]:
         if not isinstance(value, Mapping):
             msg = f"Invalid params: inputResponses[{_clip(key)!r}] must be an object"
             raise InvalidParams(msg)
-    call.server.store.get(task_id, call.owner)  # an unknown task: -32602
-    # Issue 11 delivers the responses to the waiting tool; until then no key
-    # is ever outstanding, and the extension says to ignore such responses.
+    # Kept for the waiting tool when outstanding, ignored otherwise (an unknown
+    # task: -32602); an expired one can no longer change, and the ack stands.
+    with contextlib.suppress(Expired):
+        call.server.store.respond_input(task_id, call.owner, dict(responses))
     return {"resultType": "complete"}
 
 
@@ -523,10 +771,152 @@ def _tasks_cancel(call: _Call) -> dict[str, Any]:
     return {"resultType": "complete"}
 
 
+# -- prompts/* --------------------------------------------------------------------
+
+
+def _require_prompts(call: _Call, method: str) -> None:
+    if not len(call.server.prompts):
+        msg = f"Method not found: {method} (this server has no prompts)"
+        raise MethodNotFound(msg)
+
+
+def _prompts_list(call: _Call) -> dict[str, Any]:
+    _require_prompts(call, "prompts/list")
+    cursor = call.params.get("cursor")
+    if cursor is not None and not isinstance(cursor, str):
+        msg = "cursor must be a string"
+        raise InvalidParams(msg)
+    if cursor is not None:
+        msg = "Invalid params: prompts/list has one page; this cursor was not issued"
+        raise InvalidParams(msg)
+    return {
+        "resultType": "complete",
+        "prompts": [prompt.to_wire() for prompt in call.server.prompts],
+        "cacheScope": "public",
+        "ttlMs": PROMPTS_LIST_TTL_MS,
+    }
+
+
+def _prompts_get(call: _Call) -> dict[str, Any]:
+    _require_prompts(call, "prompts/get")
+    name = call.params.get("name")
+    if not isinstance(name, str):
+        msg = "Invalid params: name must be a string"
+        raise InvalidParams(msg)
+    prompt = call.server.prompts.get(name)
+    if prompt is None:
+        msg = f"Unknown prompt: {_clip(name)}"
+        raise InvalidParams(msg)
+    arguments = call.params.get("arguments", {})
+    if not isinstance(arguments, Mapping) or not all(
+        isinstance(v, str) for v in arguments.values()
+    ):
+        msg = "Invalid params: arguments must be an object of strings"
+        raise InvalidParams(msg)
+    owner = call.owner
+    round_ = _round(call, "prompts/get", owner)
+    ctx = RequestCallContext(owner, name, call.meta, round_)
+    try:
+        out = prompt.fn(dict(arguments), ctx)
+    except InputRequired as asked:
+        return _input_required(call, "prompts/get", name, round_, asked.requests)
+    except TaskError:
+        raise
+    except Exception:
+        logger.exception("prompt %r raised", name)
+        raise TaskError(INTERNAL_MESSAGE) from None
+    if not isinstance(out, Mapping) or not isinstance(out.get("messages"), list):
+        msg = f"prompt {name!r} returned something that is not a GetPromptResult"
+        logger.error("%s", msg)
+        raise StoreError(msg)
+    try:
+        check_json(dict(out), "prompt result")
+    except InvalidParams as exc:
+        msg = f"prompt {name!r}: {exc.message}"
+        logger.error("%s", msg)
+        raise StoreError(msg) from None
+    return {**_copy(out), "resultType": "complete"}
+
+
+# -- subscriptions/listen ------------------------------------------------------------
+
+
+def _listen(call: _Call, request_id: str | int) -> HttpResponse:
+    """
+    Answer ``subscriptions/listen`` with its stream, once the filter checks out.
+
+    Raises:
+        InvalidParams: ``notifications`` is not an object, ``taskIds`` not a
+            list of at most 100 strings.
+        MissingRequiredClientCapability: ``taskIds`` without the extension.
+        TooManyBlockingCalls: the gate is full (this owner or the server).
+    """
+    accept = call.request.header("accept")
+    if not accepts_media(accept, EVENT_STREAM_MEDIA_TYPE):
+        msg = f"subscriptions/listen answers with {EVENT_STREAM_MEDIA_TYPE}: accept it"
+        raise InvalidRequest(msg)
+    wanted = call.params.get("notifications")
+    if not isinstance(wanted, Mapping):
+        msg = "Invalid params: notifications must be an object (the subscription filter)"
+        raise InvalidParams(msg)
+    agreed: dict[str, Any] = {}
+    if wanted.get("toolsListChanged") is True:
+        agreed["toolsListChanged"] = True
+    if wanted.get("promptsListChanged") is True and len(call.server.prompts):
+        agreed["promptsListChanged"] = True
+    owner = call.owner
+    store = call.server.store
+    task_ids: tuple[str, ...] = ()
+    if "taskIds" in wanted:
+        ids = wanted["taskIds"]
+        if not isinstance(ids, list) or not all(isinstance(t, str) for t in ids):
+            msg = "Invalid params: notifications.taskIds must be a list of strings"
+            raise InvalidParams(msg)
+        if len(ids) > MAX_LISTEN_TASKS:
+            msg = f"Invalid params: at most {MAX_LISTEN_TASKS} taskIds per subscription"
+            raise InvalidParams(msg)
+        if not call.meta.has_tasks:
+            msg = (
+                f"task notifications need the {TASKS_EXTENSION} extension: declare it in "
+                "this request's clientCapabilities"
+            )
+            raise MissingRequiredClientCapability(_copy(TASKS_EXTENSION_CAPABILITY), msg)
+        held = []
+        for task_id in dict.fromkeys(ids):
+            if len(task_id) > MAX_TASK_ID_LENGTH:
+                continue
+            try:
+                store.get(task_id, owner)
+            except TaskError:  # unknown, another owner's: not agreed, as the same
+                continue
+            held.append(task_id)
+        task_ids = tuple(held)
+        agreed["taskIds"] = list(task_ids)
+    end_meta = {SERVER_INFO_KEY: call.server.server_info}
+    stream = EventStream.open(
+        call.server,
+        owner,
+        task_ids,
+        lambda watch: ListenStream(
+            call.server, owner, request_id, agreed, task_ids, watch, _task_notification,
+            end_meta,
+        ),
+        call.request,
+    )  # fmt: skip
+    logger.info(
+        "subscriptions/listen opened (%d task(s)%s)",
+        len(task_ids),
+        ", tools list" if "toolsListChanged" in agreed else "",
+    )
+    return HttpResponse.sse(stream)
+
+
 _METHODS: Mapping[str, Callable[[_Call], dict[str, Any]]] = {
     "server/discover": _discover,
     "tools/list": _tools_list,
     "tools/call": _tools_call,
+    "prompts/list": _prompts_list,
+    "prompts/get": _prompts_get,
     "tasks/get": _tasks_get,
     "tasks/update": _tasks_update,
     "tasks/cancel": _tasks_cancel,

@@ -37,6 +37,7 @@ import attrs
 from ..errors import INTERNAL_ERROR, HeaderMismatch, InvalidParams, UnsupportedProtocolVersion
 from ..records import RELATED_TASK_META_KEY, JsonRpcError, Task, TaskRecord
 from ..status import TaskStatus
+from ..wire import json_type as _json_type
 
 __all__ = [
     "CLIENT_CAPABILITIES_KEY",
@@ -428,8 +429,10 @@ def detailed_task(
     * failed: ``error``, the stored :class:`JsonRpcError`; a failure stored
       any other way (a status change without an error) inlines -32603 with
       the status message.  Never ``result``.
-    * input_required: ``inputRequests``, *input_requests* (the outstanding
-      requests; ``{}`` until the store keeps them, issue 11).
+    * input_required: ``inputRequests``, the requests still outstanding
+      (``record.input_requests``: answered and withdrawn ones are gone), or
+      *input_requests* when given; ``{}`` for a task moved to
+      ``input_required`` without any (``update_status``).
     * working, cancelled: the task fields only.
 
     The task's variables, if any, go into ``_meta`` as on the 2025-11-25
@@ -446,25 +449,11 @@ def detailed_task(
     elif status is TaskStatus.FAILED:
         shaped["error"] = _failure(record, record.result if record.has_result else None)
     elif status is TaskStatus.INPUT_REQUIRED:
-        shaped["inputRequests"] = dict(input_requests or {})
+        requests = record.input_requests if input_requests is None else input_requests
+        shaped["inputRequests"] = json.loads(json.dumps(dict(requests)))
     meta = dict(task.meta or {})
     meta.update(record.variables)
     if meta:
         shaped["_meta"] = meta
     return shaped
 
-
-def _json_type(value: object) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, (int, float)):
-        return "a number"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, (list, tuple)):
-        return "an array"
-    if isinstance(value, Mapping):
-        return "an object"
-    return type(value).__name__

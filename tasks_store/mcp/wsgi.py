@@ -27,6 +27,15 @@ body above ``max_body_bytes``           413     error -32600 (the body is unread
 fault in the adapter itself             500     error -32603
 ======================================  ======  ===============================
 
+Streamed replies (``text/event-stream``: ``tasks/result`` of a task waiting
+for input, ``subscriptions/listen``) are written as the server yields them,
+with no ``Content-Length`` (HTTP/1.1 chunked); the WSGI iterable's
+``close()`` ends the stream.  The stream notices a client that went away
+through the request's probe (:func:`~tasks_store.mcp.limits.probe_from_environ`:
+waitress's ``waitress.client_disconnected``, with
+``channel_request_lookahead=1``; gunicorn's socket), or else when a
+keep-alive write fails.
+
 The old construction, ``TasksApp(TasksRpc(store), tools={name: fn},
 owner_from_environ=...)``, still works and warns (:class:`DeprecationWarning`):
 it builds an :class:`McpServer` whose tools are the table's (each
@@ -48,6 +57,7 @@ from ..errors import INTERNAL_MESSAGE, InvalidRequest, TaskError
 from ..security import ANONYMOUS_OWNERS, resolve_owner_id
 from .http import HttpRequest, HttpResponse
 from .jsonrpc import TasksRpc, _inline_ctx_none
+from .limits import connection_scope, probe_from_environ
 from .runner import TaskRunner
 from .server import McpServer, error_reply
 from .tools import Tool, ToolFn, check_tools
@@ -251,10 +261,14 @@ class TasksApp:
     ) -> Iterable[bytes]:
         """Answer one HTTP request."""
         try:
-            response = self._respond(environ)
+            with connection_scope(environ):  # blocking calls see a client hang up
+                response = self._respond(environ)
         except Exception:
             logger.exception("internal error in TasksApp")
             response = error_reply(500, TaskError(INTERNAL_MESSAGE))
+        if response.stream is not None:
+            start_response(response.status_line, list(response.headers))
+            return _Streamed(response.stream)
         headers = [*response.headers, ("Content-Length", str(len(response.body)))]
         start_response(response.status_line, headers)
         return [response.body]
@@ -291,14 +305,17 @@ class TasksApp:
             msg = f"principal_from_environ must return a str or None, got {kind}"
             raise TypeError(msg)
         path = f"{environ.get('SCRIPT_NAME', '')}{environ.get('PATH_INFO', '')}" or "/"
-        return HttpRequest(method, path, headers, body, principal or None)
+        return HttpRequest(
+            method, path, headers, body, principal or None,
+            client_gone=probe_from_environ(environ),
+        )  # fmt: skip
 
     def _read_body(self, environ: Mapping[str, Any]) -> bytes | HttpResponse:
         limit = self._max_body_bytes
         length_text = str(environ.get("CONTENT_LENGTH") or "").strip()
         stream = environ["wsgi.input"]
         if length_text:
-            if not length_text.isdigit():
+            if not (length_text.isascii() and length_text.isdigit()):  # "²" is a digit too
                 return error_reply(400, InvalidRequest("Invalid Content-Length"))
             length = int(length_text)
             if length > limit:
@@ -317,3 +334,29 @@ class TasksApp:
         if isinstance(request, HttpResponse):
             return request
         return self._server.handle(request)
+
+
+class _Streamed:
+    """The WSGI iterable of a streamed reply: its chunks, and ``close()`` ending it."""
+
+    __slots__ = ("_iterator", "_stream")
+
+    def __init__(self, stream: Iterable[bytes]) -> None:
+        self._stream = stream
+        self._iterator = iter(stream)
+
+    def __iter__(self) -> _Streamed:
+        return self
+
+    def __next__(self) -> bytes:
+        return next(self._iterator)
+
+    def close(self) -> None:
+        """Called by the WSGI server when the body ended or the client went away."""
+        for part in (self._iterator, self._stream):
+            close = getattr(part, "close", None)
+            if callable(close):
+                try:
+                    close()
+                except Exception:
+                    logger.exception("internal error closing a streamed reply")

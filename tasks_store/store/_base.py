@@ -16,29 +16,48 @@ Rules every method follows:
 - A failed call changes nothing.
 - Every method that takes a status also takes its string value.
 - ``status_message`` arguments replace the previous message; None clears it.
+
+Input requests (a task asking its client for input, then blocking for the
+answer) are part of the contract: :meth:`TaskStore.request_input`,
+:meth:`~TaskStore.respond_input`, :meth:`~TaskStore.wait_input`,
+:meth:`~TaskStore.withdraw_input`; so are progress messages
+(:meth:`~TaskStore.set_status_message`) and watching tasks for changes
+(:meth:`~TaskStore.watch`, which every blocking wait of the server is built
+on).  Every blocking wait goes through :func:`block`, the one place a gate
+on blocked threads can wrap.
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import threading
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Mapping
-from contextlib import AbstractContextManager
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import AbstractContextManager, contextmanager
+from types import TracebackType
 from typing import Any, ClassVar, Generic, Protocol, TypeVar, runtime_checkable
 
 from .. import rules
 from ..config import StoreConfig, TaskSecurityConfig
+from ..errors import InvalidParams, StoreError, WaitTimeout
 from ..records import TaskPage, TaskRecord
 from ..status import TaskStatus, coerce_status
 from ..wire import dump_result
+from .offpath import OffPathLog
 
 __all__ = [
     "BaseTaskStore",
     "Build",
+    "Change",
+    "LocalWatchers",
     "LockedTaskStore",
     "StoreSettings",
     "TaskStore",
+    "TaskWatch",
+    "block",
+    "foreign_log",
     "log_created",
     "log_foreign",
     "log_status",
@@ -50,11 +69,20 @@ __all__ = [
 logger = logging.getLogger("tasks_store")
 
 
+#: Foreign-access warnings, written off the request path (issue 13): see offpath.py.
+foreign_log = OffPathLog(logger, "foreign-access warnings")
+
+
 def log_foreign(task_id: str, caller: str, owner: str) -> None:
-    """Log, at WARNING, a caller asking for a task another owner holds."""
-    logger.warning(
-        "task %s: denied to owner %r; it belongs to owner %r", task_id, caller, owner
-    )
+    """
+    Log, at WARNING, a caller asking for a task another owner holds.
+
+    The line is queued and written by a background thread (bounded, at most
+    100 a second; :class:`~tasks_store.store.offpath.OffPathLog`), so a
+    foreign id costs its caller what an unknown id costs, and the time of the
+    answer does not tell which ids exist.  ``foreign_log.flush()`` waits for it.
+    """
+    foreign_log.log("task %s: denied to owner %r; it belongs to owner %r", task_id, caller, owner)
 
 
 def log_created(record: TaskRecord) -> None:
@@ -76,6 +104,147 @@ def log_status(old: TaskRecord, new: TaskRecord) -> None:
         new.owner_id,
         old.task.status.value,
         new.task.status.value,
+    )
+
+
+def block(wait: Callable[[float | None], bool], timeout: float | None) -> bool:
+    """
+    Block the calling thread in ``wait(timeout)``; return what it returns.
+
+    The one place a store or server thread blocks waiting for something to
+    happen (a task changing, an answer arriving, a stream's next event):
+    :class:`LocalWatch`, :meth:`BaseTaskStore.wait_input` and every streamed
+    response go through it, so that a limit on blocked threads can wrap this
+    one function.  *timeout* is in seconds, None for no limit.
+    """
+    return wait(timeout)
+
+
+class TaskWatch(ABC):
+    """
+    A watch on some of one owner's tasks: :meth:`wait` returns once any of
+    them changed (a write, or its removal) since the watch was opened or
+    since the previous :meth:`wait` returned True.
+
+    Open it before reading what it watches (``with store.watch(...) as
+    watch:``, then read, then ``watch.wait(...)``): a change after the read
+    is then never missed.  One thread uses a watch; close it when done.
+    """
+
+    @abstractmethod
+    def wait(self, timeout: float | None) -> bool:
+        """Block until a watched task changed (True) or *timeout* seconds passed (False)."""
+
+    @abstractmethod
+    def close(self) -> None:
+        """Stop watching; idempotent."""
+
+    @abstractmethod
+    def wake(self) -> None:
+        """
+        Wake the waiting thread as if a watched task changed (from any thread):
+        lets a server merge other events (a tools list change, a shutdown)
+        into one wait.
+        """
+
+    def __enter__(self) -> TaskWatch:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+class LocalWatch(TaskWatch):
+    """A :class:`TaskWatch` woken by writes in this process (:class:`LocalWatchers`)."""
+
+    __slots__ = ("_changed", "_closed", "_cond", "_keys", "_registry")
+
+    def __init__(self, registry: LocalWatchers, keys: tuple[tuple[str, str], ...]) -> None:
+        self._registry = registry
+        self._keys = keys
+        self._cond = threading.Condition(threading.Lock())
+        self._changed = False
+        self._closed = False
+
+    def notify(self) -> None:
+        """Mark a change and wake the waiting thread (called by writers, from any thread)."""
+        with self._cond:
+            self._changed = True
+            self._cond.notify_all()
+
+    wake = notify
+
+    def wait(self, timeout: float | None) -> bool:
+        """Block until a watched task changed (True) or *timeout* seconds passed (False)."""
+        with self._cond:
+            if not self._changed:
+                block(self._cond.wait, timeout)
+            changed, self._changed = self._changed, False
+        return changed
+
+    def close(self) -> None:
+        """Stop watching; idempotent."""
+        if not self._closed:
+            self._closed = True
+            self._registry.remove(self)
+
+
+class LocalWatchers:
+    """
+    Who watches which task, in one process: ``(owner, task id)`` to watches.
+
+    Writers call :meth:`notify` after storing a change, outside their locks;
+    the lookup takes no lock (each entry is a frozenset, replaced whole), and
+    a watch's own lock is a leaf (nothing is taken while holding it).  A
+    watch registered before a writer's lookup is woken; one registered after
+    it reads the record the writer stored: no wake-up is lost.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()  # guards replacing entries of _by_key
+        self._by_key: dict[tuple[str, str], frozenset[LocalWatch]] = {}
+
+    def open(self, owner_id: str, task_ids: Iterable[str]) -> LocalWatch:
+        """Return a new watch on *owner_id*'s tasks *task_ids*, registered now."""
+        keys = tuple(dict.fromkeys((owner_id, task_id) for task_id in task_ids))
+        watch = LocalWatch(self, keys)
+        with self._lock:
+            for key in keys:
+                self._by_key[key] = self._by_key.get(key, frozenset()) | {watch}
+        return watch
+
+    def remove(self, watch: LocalWatch) -> None:
+        """Unregister *watch* (its keys)."""
+        with self._lock:
+            for key in watch._keys:
+                left = self._by_key.get(key, frozenset()) - {watch}
+                if left:
+                    self._by_key[key] = left
+                else:
+                    self._by_key.pop(key, None)
+
+    def notify(self, owner_id: str, task_id: str) -> None:
+        """Wake every watch on *owner_id*'s task *task_id*.  Cost: O(1) with no watcher."""
+        watches = self._by_key.get((owner_id, task_id))
+        if watches:
+            for watch in watches:
+                watch.notify()
+
+    def __len__(self) -> int:
+        """How many (owner, task) pairs are watched."""
+        return len(self._by_key)
+
+
+def log_input(record: TaskRecord, what: str, keys: Iterable[str]) -> None:
+    """Log, at INFO, an input request event (asked, answered, withdrawn) naming its keys."""
+    shown = ", ".join(repr(k) if len(k) <= 40 else repr(k[:37] + "...") for k in keys)
+    logger.info(
+        "task %s (owner %r): input %s: %s", record.task.task_id, record.owner_id, what, shown
     )
 
 
@@ -145,8 +314,62 @@ class StoreSettings:
 #: A write's rules: the record to store in place of the current one (or raise).
 Build = Callable[[TaskRecord], TaskRecord]
 
+
+class Change:
+    """
+    One write, as its rules (:attr:`build`) and as data.
+
+    :attr:`build` is the whole rule: ``build(current)`` returns the record to
+    store in place of *current*, or raises the write's error.  The other
+    attributes say the same change as plain values, for a backend that
+    applies it in one step on its own side (:meth:`BaseTaskStore._apply`, a
+    Redis script) instead of storing what ``build`` returned:
+
+    - ``status``: the status the task moves to (None: unchanged; the move
+      must be in the transition table of :mod:`tasks_store.status`);
+    - ``sets_message``/``message``: whether ``statusMessage`` is replaced,
+      and by what (None clears it);
+    - ``result_json``: the result stored (None: unchanged; a task that has
+      ended refuses it);
+    - ``now_ms``: the write's one clock reading, its ``lastUpdatedAt`` and
+      the instant expiry is judged at;
+    - ``costly``: the rule is costly to run (the variables merge); such a
+      change has no data form and is always stored from ``build``.
+
+    Every change also refuses an expired task.
+    """
+
+    __slots__ = ("build", "costly", "message", "now_ms", "result_json", "sets_message", "status")
+
+    def __init__(
+        self,
+        build: Build,
+        now_ms: int,
+        *,
+        status: TaskStatus | None = None,
+        sets_message: bool = False,
+        message: str | None = None,
+        result_json: str | None = None,
+        costly: bool = False,
+    ) -> None:
+        self.build = build
+        self.now_ms = now_ms
+        self.status = status
+        self.sets_message = sets_message
+        self.message = message
+        self.result_json = result_json
+        self.costly = costly
+
+
 #: What a backend needs to write one task back: its id, the version it read.
 RefT = TypeVar("RefT")
+
+
+class _NothingToStore(Exception):
+    """Raised by a build to say its write has nothing to store (the call changes nothing)."""
+
+
+_SECRETS_LOCK = threading.Lock()
 
 
 def wakes_waiters(old: TaskRecord, new: TaskRecord) -> bool:
@@ -162,15 +385,23 @@ class BaseTaskStore(StoreSettings, ABC, Generic[RefT]):
     ``complete_with_result`` and ``cancel`` each check in the contract's
     order (module docstring): :meth:`_read_for_write` checks the ids' types
     and the owner (:class:`NotFound`); then the write checks its other
-    arguments, encodes a result, and reads the clock once; then :meth:`_write`
-    replaces the record by ``build(current)``, where ``build`` applies the
-    operation's rules from :mod:`tasks_store.rules` (expiry first).
-    :meth:`_write` logs a status change (:func:`log_status`) once the change
-    is stored, outside any lock, and asks the backend to wake the task's
-    waiters exactly when :func:`wakes_waiters` says so.
+    arguments (a bad one after :meth:`_found`), encodes a result, and reads
+    the clock once; then :meth:`_write` replaces the record by
+    ``change.build(current)``, where ``build`` applies the operation's rules
+    from :mod:`tasks_store.rules` (expiry first) and :class:`Change` says
+    the same change as data.  :meth:`_write` logs a status change
+    (:func:`log_status`) once the change is stored, outside any lock, and
+    asks the backend to wake the task's waiters exactly when
+    :func:`wakes_waiters` says so.
 
-    Two paths store the new record:
+    Three paths store the new record:
 
+    - **applied** (:meth:`_write_applied`): a backend that can apply a cheap
+      change in one atomic step on its own side (:meth:`_apply`: one Redis
+      script, one round trip) does so; the record returned is still
+      ``build``'s, from the record the backend judged, and a refusal raises
+      ``build``'s own error.  Tried first; a backend without it takes the
+      other two.
     - **optimistic** (:meth:`_write_optimistic`): build outside any lock from
       the record last read, and swap it in only if that record is still the
       current one; otherwise build again from the current record.  At most
@@ -189,6 +420,9 @@ class BaseTaskStore(StoreSettings, ABC, Generic[RefT]):
         :class:`AnonymousAccessDenied`, and :class:`NotFound` alike for an
         unknown id and another owner's (logging the latter with
         :func:`log_foreign`).  Changes nothing; holds no lock on return.
+        A backend with :meth:`_apply` may return a handle that has not read
+        the task yet (then :meth:`_found`, :meth:`_apply` and
+        :meth:`_record_at` raise the :class:`NotFound`).
     ``_write_locked(ref, build) -> (old, new)``
         Atomically with respect to every other write of the task: read its
         current record *old* (not the one *ref* was read at), store
@@ -204,20 +438,52 @@ class BaseTaskStore(StoreSettings, ABC, Generic[RefT]):
     and, if it sets :attr:`_costly_tries` or :attr:`_cheap_tries` above 0:
 
     ``_record_at(ref) -> record``
-        The record *ref* was read at.  No I/O.
+        The record *ref* was read at.  No I/O, unless the handle has not
+        read the task yet (see ``_read_for_write``): then it reads it.
     ``_compare_and_swap(ref, new, wake) -> ref | None``
         Atomically: if the task's record is still the version *ref* was read
         at, store *new*, wake the task's waiters if *wake*, and return None;
         otherwise store nothing and return a handle on the current version.
         Raises :class:`NotFound` if the task is gone.
-    ``_lost_race(ref, attempt) -> ref``
+    ``_lost_race(ref, attempt) -> ref | None``
         Optional: called after try *attempt* (from 0) lost, before the next
         one, with the handle the swap returned; returns the handle the next
-        try builds from.  A backend that backs off here must read the task
-        again after its pause (a handle from before it is likely stale).
-        By default: *ref*, at once.
+        try builds from, or None to stop trying and take the locked path at
+        once (another writer holds the task's lock).  A backend that backs
+        off here must read the task again after its pause (a handle from
+        before it is likely stale).  By default: *ref*, at once.
+
+    ``_verified(ref) -> ref | None``
+        Optional: for a backend whose ``_record_at`` may hand out a record it
+        did not read just now (one it keeps decoded; the swap still checks
+        its version): if *ref*'s record is such a one, return a handle on the
+        task as stored now (raising :class:`NotFound` if it is gone), else
+        None.  The optimistic path calls it when ``build`` refuses an
+        unread record, and builds again from the task as stored, so a stale
+        copy never decides an error.  By default None.
+
+    and, to apply changes on its own side:
+
+    ``_apply(ref, change) -> (applied, current) | None``
+        Optional: apply a cheap *change* (:class:`Change`) in one atomic
+        step, checking what its rules check (expiry, then the transition
+        table or "not terminal"), and return whether it was applied and the
+        record *current* it was judged against; None to take the paths
+        above.  The write path then runs ``change.build(current)``: the
+        stored record when applied, the rule's own error when refused.
+        Raises :class:`NotFound` if the task is missing or another owner's.
+    ``_found(ref)``
+        Optional: raise :class:`NotFound` if the task is missing or another
+        owner's (logging the latter).  For a backend whose
+        ``_read_for_write`` does not read: a write whose arguments are bad
+        calls it first, so that a foreign caller still gets
+        :class:`NotFound`.  By default nothing (the read already checked).
     """
 
+    #: The longest a :meth:`wait_input` sleeps without a change before reading
+    #: the task again (None: it trusts its watch; a backend whose watch can
+    #: miss a message, as pub/sub while reconnecting, sets it).
+    _watch_recheck_s: ClassVar[float | None] = None
     #: Optimistic tries of a write whose build is costly (the variables
     #: merge) before the locked path; 0 goes straight to the locked path.
     _costly_tries: ClassVar[int] = 0
@@ -242,20 +508,82 @@ class BaseTaskStore(StoreSettings, ABC, Generic[RefT]):
         """Store *new* if *ref* is still current; see the class docstring."""
         raise NotImplementedError(f"{type(self).__name__} makes no optimistic writes")
 
-    def _lost_race(self, ref: RefT, attempt: int) -> RefT:
+    def _lost_race(self, ref: RefT, attempt: int) -> RefT | None:
         """Return the handle the try after *attempt* builds from; *ref* by default."""
         return ref
 
-    # -- the two paths --------------------------------------------------------
+    def _verified(self, ref: RefT) -> RefT | None:
+        """A handle on the task as stored now if *ref*'s record was not read; None by default."""
+        return None
 
-    def _write(self, ref: RefT, build: Build, *, costly: bool) -> TaskRecord:
-        """Replace the task's record by ``build(current)``; log a status change."""
-        tries = self._costly_tries if costly else self._cheap_tries
-        done = self._write_optimistic(ref, build, tries) if tries else None
-        old, new = self._write_locked(ref, build) if done is None else done
+    def _changed(self, old: TaskRecord, new: TaskRecord) -> None:
+        """
+        A write stored *new* in place of *old*: tell the task's watchers.
+
+        Called once per write, after it is stored, outside any lock.  Nothing
+        by default: a backend whose commit announces every change itself
+        (a Redis script publishing) needs nothing here.
+        """
+
+    def _apply(self, ref: RefT, change: Change) -> tuple[bool, TaskRecord] | None:
+        """Apply *change* on the backend's side; None by default (not supported)."""
+        return None
+
+    def _found(self, ref: RefT) -> None:
+        """Raise NotFound if the task is missing or another owner's; nothing by default."""
+
+    @contextmanager
+    def _arguments(self, ref: RefT) -> Iterator[None]:
+        """Check a write's other arguments: a bad one raises, after NotFound if due."""
+        try:
+            yield
+        except InvalidParams:
+            self._found(ref)
+            raise
+
+    # -- the paths ------------------------------------------------------------
+
+    def _write(self, ref: RefT, change: Change) -> TaskRecord:
+        """Replace the task's record by ``change.build(current)``; log a status change."""
+        done = self._write_applied(ref, change)
+        if done is None:
+            build = change.build
+            tries = self._costly_tries if change.costly else self._cheap_tries
+            done = self._write_optimistic(ref, build, tries) if tries else None
+            if done is None:
+                done = self._write_locked(ref, build)
+        old, new = done
+        self._changed(old, new)
         if new.task.status is not old.task.status:
             log_status(old, new)
         return new
+
+    def _write_applied(
+        self, ref: RefT, change: Change
+    ) -> tuple[TaskRecord, TaskRecord] | None:
+        """
+        Let the backend apply *change* itself (:meth:`_apply`); None if it does not.
+
+        The record returned is the rules' (``change.build``) from the one
+        the backend judged; a refusal raises the rules' own error.
+        """
+        if change.costly:
+            return None
+        outcome = self._apply(ref, change)
+        if outcome is None:
+            return None
+        applied, current = outcome
+        try:
+            new = change.build(current)
+        except Exception as exc:
+            if not applied:
+                raise  # the rule's own error, as every backend raises it
+            msg = f"Task {current.task.task_id}: a change was stored that the rules refuse"
+            raise StoreError(msg) from exc
+        if not applied:
+            msg = f"Task {current.task.task_id}: a change the rules allow was refused"
+            raise StoreError(msg)
+        return current, new
 
     def _write_optimistic(
         self, ref: RefT, build: Build, tries: int
@@ -267,12 +595,22 @@ class BaseTaskStore(StoreSettings, ABC, Generic[RefT]):
         """
         for attempt in range(tries):
             old = self._record_at(ref)
-            new = build(old)
+            try:
+                new = build(old)
+            except Exception:
+                fresh = self._verified(ref)
+                if fresh is None:
+                    raise
+                ref, old = fresh, self._record_at(fresh)
+                new = build(old)
             newer = self._compare_and_swap(ref, new, wakes_waiters(old, new))
             if newer is None:
                 return old, new
             if attempt + 1 < tries:
-                ref = self._lost_race(newer, attempt)
+                after = self._lost_race(newer, attempt)
+                if after is None:
+                    break
+                ref = after
         return None
 
     # -- the five writes ------------------------------------------------------
@@ -286,12 +624,18 @@ class BaseTaskStore(StoreSettings, ABC, Generic[RefT]):
     ) -> TaskRecord:
         """Move the task to *new_status*; see :meth:`TaskStore.update_status`."""
         ref = self._read_for_write(task_id, owner_id)
-        status = coerce_status(new_status)
-        message = rules.check_message(status_message)
+        with self._arguments(ref):
+            status = coerce_status(new_status)
+            message = rules.check_message(status_message)
         now_ms = self._now_ms()
-        return self._write(
-            ref, lambda cur: rules.transition(cur, status, message, now_ms), costly=False
+        change = Change(
+            lambda cur: rules.transition(cur, status, message, now_ms),
+            now_ms,
+            status=status,
+            sets_message=True,
+            message=message,
         )
+        return self._write(ref, change)
 
     def set_variables(
         self, task_id: str, owner_id: str, variables: Mapping[str, Any]
@@ -303,7 +647,8 @@ class BaseTaskStore(StoreSettings, ABC, Generic[RefT]):
         the backend allows it.
         """
         ref = self._read_for_write(task_id, owner_id)
-        updates = rules.check_variables(variables)
+        with self._arguments(ref):
+            updates = rules.check_variables(variables)
         now_ms = self._now_ms()
         limit = self._config.max_variable_size_bytes
 
@@ -312,7 +657,7 @@ class BaseTaskStore(StoreSettings, ABC, Generic[RefT]):
             merged = rules.merge_variables(current.variables_json, updates, limit)
             return rules.with_variables(current, merged, now_ms)
 
-        return self._write(ref, build, costly=True)
+        return self._write(ref, Change(build, now_ms, costly=True))
 
     def set_result(self, task_id: str, owner_id: str, result: Any) -> None:
         """
@@ -321,9 +666,13 @@ class BaseTaskStore(StoreSettings, ABC, Generic[RefT]):
         The result is encoded before the write, outside any lock.
         """
         ref = self._read_for_write(task_id, owner_id)
-        text = dump_result(result)
+        with self._arguments(ref):
+            text = dump_result(result)
         now_ms = self._now_ms()
-        self._write(ref, lambda cur: rules.with_result(cur, text, now_ms), costly=False)
+        change = Change(
+            lambda cur: rules.with_result(cur, text, now_ms), now_ms, result_json=text
+        )
+        self._write(ref, change)
 
     def complete_with_result(
         self,
@@ -340,19 +689,218 @@ class BaseTaskStore(StoreSettings, ABC, Generic[RefT]):
         The result is encoded before the write, outside any lock.
         """
         ref = self._read_for_write(task_id, owner_id)
-        target = rules.check_terminal_status(status)
-        message = rules.check_message(status_message)
-        text = dump_result(result)
+        with self._arguments(ref):
+            target = rules.check_terminal_status(status)
+            message = rules.check_message(status_message)
+            text = dump_result(result)
         now_ms = self._now_ms()
-        return self._write(
-            ref, lambda cur: rules.complete(cur, target, message, text, now_ms), costly=False
+        change = Change(
+            lambda cur: rules.complete(cur, target, message, text, now_ms),
+            now_ms,
+            status=target,
+            sets_message=True,
+            message=message,
+            result_json=text,
         )
+        return self._write(ref, change)
 
     def cancel(
         self, task_id: str, owner_id: str, status_message: str | None = None
     ) -> TaskRecord:
         """Cancel the task; see :meth:`TaskStore.cancel`."""
         return self.update_status(task_id, owner_id, TaskStatus.CANCELLED, status_message)
+
+    # -- progress messages and input requests ---------------------------------
+
+    @abstractmethod
+    def get(self, task_id: str, owner_id: str) -> TaskRecord:
+        """Return the caller's task; see :meth:`TaskStore.get`."""
+
+    def set_status_message(
+        self,
+        task_id: str,
+        owner_id: str,
+        status_message: str | None,
+        *,
+        variables: Mapping[str, Any] | None = None,
+    ) -> TaskRecord:
+        """Replace the status message; see :meth:`TaskStore.set_status_message`."""
+        ref = self._read_for_write(task_id, owner_id)
+        with self._arguments(ref):
+            message = rules.check_message(status_message)
+            updates = None if variables is None else rules.check_variables(variables)
+        now_ms = self._now_ms()
+        limit = self._config.max_variable_size_bytes
+        new = self._write(
+            ref,
+            Change(
+                lambda cur: rules.with_status_message(cur, message, updates, limit, now_ms),
+                now_ms,
+                costly=True,
+            ),
+        )
+        logger.info(
+            "task %s (owner %r): status message set (status %s)",
+            new.task.task_id,
+            new.owner_id,
+            new.task.status.value,
+        )
+        return new
+
+    def request_input(
+        self,
+        task_id: str,
+        owner_id: str,
+        requests: Mapping[str, Mapping[str, Any]],
+        status_message: str | None = None,
+    ) -> TaskRecord:
+        """Ask the client for input, one step; see :meth:`TaskStore.request_input`."""
+        ref = self._read_for_write(task_id, owner_id)
+        with self._arguments(ref):
+            checked = rules.check_input_requests(requests)
+            message = rules.check_message(status_message)
+        now_ms = self._now_ms()
+        limit = self._config.max_variable_size_bytes
+        new = self._write(
+            ref,
+            Change(
+                lambda cur: rules.request_input(cur, checked, message, now_ms, limit),
+                now_ms,
+                costly=True,
+            ),
+        )
+        log_input(new, "requested", checked)
+        return new
+
+    def respond_input(
+        self, task_id: str, owner_id: str, responses: Mapping[str, Any]
+    ) -> tuple[str, ...]:
+        """Record responses to outstanding requests; see :meth:`TaskStore.respond_input`."""
+        ref = self._read_for_write(task_id, owner_id)
+        with self._arguments(ref):
+            checked = rules.check_input_responses(responses)
+        now_ms = self._now_ms()
+        limit = self._config.max_variable_size_bytes
+        accepted: list[tuple[str, ...]] = []
+
+        def build(current: TaskRecord) -> TaskRecord:
+            outcome = rules.respond_input(current, checked, now_ms, limit)
+            if outcome is None:
+                raise _NothingToStore
+            new, keys = outcome
+            accepted[:] = [keys]  # the last build is the one stored
+            return new
+
+        try:
+            new = self._write(ref, Change(build, now_ms, costly=True))
+        except _NothingToStore:
+            return ()
+        log_input(new, "answered", accepted[0])
+        return accepted[0]
+
+    def withdraw_input(
+        self, task_id: str, owner_id: str, keys: Iterable[str]
+    ) -> TaskRecord:
+        """Supersede outstanding requests; see :meth:`TaskStore.withdraw_input`."""
+        ref = self._read_for_write(task_id, owner_id)
+        with self._arguments(ref):
+            wanted = rules.check_input_keys(keys)
+        now_ms = self._now_ms()
+
+        def build(current: TaskRecord) -> TaskRecord:
+            new = rules.withdraw_input(current, wanted, now_ms)
+            if new is None:
+                raise _NothingToStore
+            return new
+
+        try:
+            new = self._write(ref, Change(build, now_ms, costly=True))
+        except _NothingToStore:
+            return self.get(task_id, owner_id)
+        log_input(new, "withdrawn", wanted)
+        return new
+
+    def wait_input(
+        self,
+        task_id: str,
+        owner_id: str,
+        keys: Iterable[str],
+        *,
+        timeout: float | None = None,
+    ) -> dict[str, Any]:
+        """
+        Block until every request of *keys* is answered; take the responses.
+        See :meth:`TaskStore.wait_input`.
+
+        Opens a :meth:`watch` on the task before each read of it, so an
+        answer (or a cancellation) stored after the read wakes the waiter;
+        it also wakes at the task's expiry and at *timeout*.  It never polls.
+        """
+        self.get(task_id, owner_id)  # the ids' types, then the owner
+        wanted = rules.check_input_keys(keys)
+        limit = rules.check_timeout(timeout)
+        deadline = None if limit is None else time.monotonic() + limit
+        with self.watch(owner_id, (task_id,)) as watch:
+            while True:
+                record = self.get(task_id, owner_id)
+                now_ms = self._now_ms()
+                if rules.input_ready(record, wanted, now_ms):
+                    taken = self._take_input(task_id, owner_id, wanted)
+                    if taken is not None:
+                        return taken
+                    continue  # another waiter took them first: judge afresh
+                sleep = None
+                if deadline is not None:
+                    sleep = deadline - time.monotonic()
+                    if sleep <= 0:
+                        raise WaitTimeout(task_id, limit)  # type: ignore[arg-type]
+                if record.expires_at_ms is not None:
+                    to_expiry = max(0.0, (record.expires_at_ms - now_ms) / 1000)
+                    sleep = to_expiry if sleep is None else min(sleep, to_expiry)
+                recheck = self._watch_recheck_s
+                if recheck is not None:
+                    sleep = recheck if sleep is None else min(sleep, recheck)
+                watch.wait(sleep)
+
+    def _take_input(
+        self, task_id: str, owner_id: str, keys: tuple[str, ...]
+    ) -> dict[str, Any] | None:
+        """Take the answered responses to *keys* in one write; None if they are gone."""
+        ref = self._read_for_write(task_id, owner_id)
+        now_ms = self._now_ms()
+        taken: list[dict[str, Any]] = []
+
+        def build(current: TaskRecord) -> TaskRecord:
+            if not rules.input_ready(current, keys, now_ms):
+                raise _NothingToStore
+            new, responses = rules.take_input(current, keys, now_ms)
+            taken[:] = [responses]
+            return new
+
+        try:
+            self._write(ref, Change(build, now_ms, costly=True))
+        except _NothingToStore:
+            return None
+        return taken[0]
+
+    def watch(self, owner_id: str, task_ids: Iterable[str]) -> TaskWatch:
+        """Watch *owner_id*'s tasks for changes; see :meth:`TaskStore.watch`."""
+        raise NotImplementedError(f"{type(self).__name__} cannot watch tasks")
+
+    def shared_secret(self, name: str) -> bytes:
+        """
+        Return the secret called *name*; see :meth:`TaskStore.shared_secret`.
+
+        By default one per store object (32 random bytes, drawn on first use):
+        right for a store that lives in one process.
+        """
+        if not isinstance(name, str) or not name:
+            msg = f"name must be a non-empty str, got {name!r}"
+            raise TypeError(msg)
+        secrets = self.__dict__.setdefault("_shared_secrets", {})
+        with _SECRETS_LOCK:
+            return secrets.setdefault(name, os.urandom(32))  # type: ignore[no-any-return]
+
 
 
 class LockedTaskStore(BaseTaskStore[RefT]):
@@ -549,6 +1097,133 @@ class TaskStore(Protocol):
             Expired: the task expired before it ended.
             WaitTimeout: *timeout* seconds passed first.
             InvalidParams: *timeout* is not a number >= 0 or None.
+        """
+
+
+    def set_status_message(
+        self,
+        task_id: str,
+        owner_id: str,
+        status_message: str | None,
+        *,
+        variables: Mapping[str, Any] | None = None,
+    ) -> TaskRecord:
+        """
+        Replace the task's status message (a progress message), and merge
+        *variables* when given, in one step; the status does not change.
+        ``lastUpdatedAt`` moves; the change is logged.
+
+        Raises:
+            NotFound, Expired: see the module rules.
+            InvalidParams: *status_message* is not a str or None; bad
+                *variables* (as :meth:`set_variables`).
+            VariableSizeExceeded: the merged variables are over the limit.
+            InvalidTransition: the task is terminal.
+        """
+
+    def request_input(
+        self,
+        task_id: str,
+        owner_id: str,
+        requests: Mapping[str, Mapping[str, Any]],
+        status_message: str | None = None,
+    ) -> TaskRecord:
+        """
+        Add input requests (key to ``{"method", "params"}``) to the task and
+        move it to ``input_required``, in one step; return the new record.
+
+        A task already ``input_required`` stays so, with the new requests
+        added to those outstanding.  *status_message* replaces the old one.
+
+        Raises:
+            NotFound, Expired: see the module rules.
+            InvalidParams: *requests* is malformed, or a key was issued
+                before: a key is unique over the task's whole lifetime.
+            InputSizeExceeded: the outstanding requests and unconsumed
+                responses, as compact JSON, would be over
+                ``config.max_variable_size_bytes``.
+            InvalidTransition: the task is terminal.
+        """
+
+    def respond_input(
+        self, task_id: str, owner_id: str, responses: Mapping[str, Any]
+    ) -> tuple[str, ...]:
+        """
+        Record *responses* (key to a JSON object, or a :class:`JsonRpcError`)
+        for the keys outstanding right now; return the keys accepted.
+
+        Keys never issued, already answered or withdrawn are ignored, and so
+        is every key of a terminal task; when none is accepted nothing is
+        written.  Once no request is outstanding an ``input_required`` task
+        is back to ``working`` (its status message cleared), in the same
+        step; a partial answer leaves it ``input_required``.
+
+        Raises:
+            NotFound: see the module rules.
+            Expired: the task expired before it ended.
+            InvalidParams: *responses* is not a mapping of str to objects.
+            InputSizeExceeded: the responses would take the input state
+                over the size limit.
+        """
+
+    def withdraw_input(
+        self, task_id: str, owner_id: str, keys: Iterable[str]
+    ) -> TaskRecord:
+        """
+        Supersede the requests *keys*: they are no longer outstanding, and
+        responses to them, received or to come, are dropped.  Return the
+        record (unchanged when none of them was outstanding or answered).
+        Once none is outstanding an ``input_required`` task is back to
+        ``working``.
+
+        Raises:
+            NotFound: see the module rules.
+            Expired: the task expired before it ended.
+            InvalidParams: *keys* is not a non-empty collection of str.
+        """
+
+    def wait_input(
+        self,
+        task_id: str,
+        owner_id: str,
+        keys: Iterable[str],
+        *,
+        timeout: float | None = None,
+    ) -> dict[str, Any]:
+        """
+        Block until every request of *keys* is answered, then take the
+        responses (each is handed out once) and return them, key to response.
+
+        Works across processes wherever the store's data is shared, with no
+        lost wake-up and no polling.  A client's error answer comes back as
+        a :class:`JsonRpcError`.
+
+        Raises:
+            NotFound: no such task, or it was removed while waiting.
+            TaskEnded: the task is, or became, terminal (e.g. cancelled).
+            Expired: the task expired before it ended.
+            WaitTimeout: *timeout* seconds passed first.
+            InvalidParams: *keys* is malformed, names a request that is
+                neither outstanding nor answered (never issued, withdrawn,
+                already taken), or *timeout* is not a number >= 0 or None.
+        """
+
+    def watch(self, owner_id: str, task_ids: Iterable[str]) -> TaskWatch:
+        """
+        Return a :class:`TaskWatch` on *owner_id*'s tasks *task_ids*, open now.
+
+        Its ``wait(timeout)`` returns True once any of them changed (any
+        write through any process sharing the store, or its removal) since
+        the watch opened or since the previous True, False at the timeout.
+        Open it before reading the tasks.  Watching an id the owner does not
+        hold is allowed and never fires (another owner's writes are not seen).
+        """
+
+    def shared_secret(self, name: str) -> bytes:
+        """
+        Return a secret of at least 32 bytes, called *name*, made once and the
+        same for every process sharing this store's data (the MCP layer signs
+        its request states with one).
         """
 
 

@@ -28,6 +28,11 @@ lock; variables are merged outside it and swapped in only if the record did
 not change meanwhile, with a locked retry after three lost races), and
 anything a caller passed in, except the injected clock, which ``wait`` reads
 while holding its stripe.
+
+Watches (:meth:`InMemoryTaskStore.watch`, behind ``wait_input`` and the
+server's streams) are woken after a write is stored, outside every stripe
+and owner lock (:class:`~tasks_store.store._base.LocalWatchers`: a lock-free
+lookup, and each watch's own leaf lock).
 """
 
 from __future__ import annotations
@@ -36,7 +41,7 @@ import itertools
 import os
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from heapq import heappop, heappush
 from typing import Any, ClassVar, Protocol
 
@@ -46,7 +51,14 @@ from .. import rules
 from ..config import StoreConfig, TaskSecurityConfig
 from ..errors import NotFound, WaitTimeout
 from ..records import TaskPage, TaskRecord
-from ._base import LockedTaskStore, log_created, log_foreign
+from ._base import (
+    LocalWatchers,
+    LockedTaskStore,
+    TaskWatch,
+    block,
+    log_created,
+    log_foreign,
+)
 
 __all__ = ["InMemoryTaskStore"]
 
@@ -214,6 +226,7 @@ class InMemoryTaskStore(LockedTaskStore[TaskRecord]):
         self._owners: dict[str, _Owner] = {}
         self._seq = itertools.count(1)
         self._secret = os.urandom(16)
+        self._watchers = LocalWatchers()
 
     def __len__(self) -> int:
         """Return how many tasks are held, expired ones included.  Cost: O(1)."""
@@ -383,6 +396,24 @@ class InMemoryTaskStore(LockedTaskStore[TaskRecord]):
             self._store(ref, new, wake)
         return None
 
+    def _changed(self, old: TaskRecord, new: TaskRecord) -> None:
+        """Wake the task's watches (after the write, outside the locks)."""
+        self._watchers.notify(new.owner_id, new.task.task_id)
+
+    def watch(self, owner_id: str, task_ids: Iterable[str]) -> TaskWatch:
+        """
+        Watch *owner_id*'s tasks *task_ids*; see :meth:`TaskStore.watch`.
+
+        Every write through this store wakes the watches on its task once
+        stored; so does the task's removal by :meth:`cleanup_expired`.
+        Cost: O(len(task_ids)) to open and close.  Locks: none held.
+        """
+        if not isinstance(owner_id, str):
+            msg = f"owner_id must be a str, got {type(owner_id).__name__}"
+            raise TypeError(msg)
+        ids = [rules.check_task_id(task_id) for task_id in task_ids]
+        return self._watchers.open(owner_id, ids)
+
     # -- expiry ---------------------------------------------------------------
 
     def cleanup_expired(self) -> int:
@@ -399,6 +430,7 @@ class InMemoryTaskStore(LockedTaskStore[TaskRecord]):
         owners = self._owners
         removed = 0
         current = now_ms >> _BUCKET_SHIFT
+        gone: list[tuple[str, str]] = []
         for i in range(self._stripes):
             order = self._expiry[i].order
             try:
@@ -415,6 +447,8 @@ class InMemoryTaskStore(LockedTaskStore[TaskRecord]):
                     if record is None:
                         continue
                     removed += 1
+                    if self._watchers:
+                        gone.append((record.owner_id, task_id))
                     # The owner's expiry heap keeps the entry: the owner's next
                     # prune drops it (it is due), so live stays exact.
                     owner = owners[record.owner_id]
@@ -424,6 +458,8 @@ class InMemoryTaskStore(LockedTaskStore[TaskRecord]):
                             self._close(record.owner_id, owner)
                 if self._waiting[i]:
                     self._conds[i].notify_all()
+        for owner_id, task_id in gone:  # outside the locks, as for writes
+            self._watchers.notify(owner_id, task_id)
         return removed
 
     # -- wait -----------------------------------------------------------------
@@ -466,7 +502,7 @@ class InMemoryTaskStore(LockedTaskStore[TaskRecord]):
                     if current.expires_at_ms is not None:
                         to_expiry = (current.expires_at_ms - now_ms) / 1000
                         sleep = to_expiry if sleep is None else min(sleep, to_expiry)
-                    cond.wait(sleep)
+                    block(cond.wait, sleep)
             finally:
                 self._waiting[i] -= 1
 

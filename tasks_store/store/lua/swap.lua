@@ -1,43 +1,65 @@
 -- Replace a task's record if nobody changed it since it was read (compare and
--- swap on its version), and announce that the task ended, in one atomic step.
+-- swap on its version), in one atomic step: the optimistic side of
+-- BaseTaskStore's write path, which set_variables takes (its merge and size
+-- limit run in Python, tasks_store.rules).  While another writer holds the
+-- task's short lock (lock.lua) it stores nothing, so the holder cannot be
+-- starved; the holder itself swaps with its lock token and releases it.
 --
--- The new record was computed in Python by tasks_store.rules from the record
--- at version ARGV[1]; if the version moved, the caller computes again from the
--- current record, which this script returns so that no extra read is needed.
---
--- KEYS[1] - the task's hash <p>:o:<n>:<owner>:t:<id>
+-- KEYS[1] - the task's hash <tag>:o:<n>:<owner>:t:<id>
 -- ARGV[1] - the version the new record was computed from
 -- ARGV[2] - the write token (recognises a call retried after a lost reply)
--- ARGV[3] - the channel to publish on (the write ends the task), or "" for none
--- ARGV[4] - the message (the new status)
--- ARGV[5..] - field, value pairs to set: "task" always; "vars", "result"
---             when they changed
--- return - {1, version}: swapped;
---          {2, version}: this token's write was applied already (a retry);
---          {0, ver, seq, task, info, vars, result}: the version moved; the
---          current record, to compute again;
---          {-1}: the task is gone
+-- ARGV[3] - the lock token this writer holds, or ""
+-- ARGV[4] - status            ARGV[5] - status message JSON, "" for none, or
+--           "=" to keep the one stored (the record read has the same)
+-- ARGV[6] - lastUpdatedAt (ISO text)
+-- ARGV[7] - variables JSON
+-- ARGV[8] - result JSON, or "" for none
+-- ARGV[9] - the task's channel to publish ARGV[4] on (the write ends the
+--           task), or ""
+-- ARGV[10] - the input requests' JSON ("{}": none, "=": keep the one stored)
+-- return - {1}: swapped; {2}: this token's write was applied already (a retry);
+--          {0, fields...}: the version moved: the current record, to compute
+--          again; {3, fields...}: another writer holds the lock (the same);
+--          {-1}: no such task
 
 local key = KEYS[1]
-local cur = redis.call('HMGET', key, 'ver', 'op')
+local cur = redis.call('HMGET', key, 'ver', 'op', 'lock', 'st')
 if not cur[1] then
   return {-1}
 end
+if cur[2] == ARGV[2] then
+  return {2}
+end
+if locked_by_other(cur[3], ARGV[3]) then
+  return {3, unpack(read_task(key))}
+end
 if cur[1] ~= ARGV[1] then
-  if cur[2] == ARGV[2] then
-    return {2, tonumber(cur[1])}
-  end
-  local r = redis.call('HMGET', key, 'ver', 'seq', 'task', 'info', 'vars', 'result')
-  return {0, r[1], r[2], r[3], r[4], r[5], r[6]}
+  return {0, unpack(read_task(key))}
 end
 
-local version = tonumber(cur[1]) + 1
-local fields = {'ver', version, 'op', ARGV[2]}
-for i = 5, #ARGV do
-  fields[#fields + 1] = ARGV[i]
+local fields = {'ver', tonumber(cur[1]) + 1, 'op', ARGV[2], 'prev', cur[4],
+                'st', ARGV[4], 'upd', ARGV[6], 'vars', ARGV[7]}
+if ARGV[8] ~= '' then
+  fields[#fields + 1] = 'res'
+  fields[#fields + 1] = ARGV[8]
+end
+if ARGV[5] == '' then
+  redis.call('HDEL', key, 'msg')
+elseif ARGV[5] ~= '=' then
+  fields[#fields + 1] = 'msg'
+  fields[#fields + 1] = ARGV[5]
+end
+if ARGV[10] == '{}' then
+  redis.call('HDEL', key, 'inp')
+elseif ARGV[10] ~= '=' then
+  fields[#fields + 1] = 'inp'
+  fields[#fields + 1] = ARGV[10]
 end
 redis.call('HSET', key, unpack(fields))
-if ARGV[3] ~= '' then
-  redis.call('PUBLISH', ARGV[3], ARGV[4])
+if cur[3] and ARGV[3] ~= '' then
+  redis.call('HDEL', key, 'lock')  -- not another's (checked above): this writer's, or lapsed
 end
-return {1, version}
+if ARGV[9] ~= '' then
+  redis.call('PUBLISH', ARGV[9], ARGV[4])
+end
+return {1}
