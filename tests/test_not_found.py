@@ -115,6 +115,7 @@ def test_a_foreign_id_and_an_unknown_id_answer_alike_over_http(make_store: Any) 
     store = make_store(clock=time.time)
     echo = Tool(name="echo", fn=lambda a, c: {"content": []}, task_support="optional")
     handler = Collect()
+    assert foreign_log.flush(WAIT)  # lines earlier tests queued are not this test's
     logging.getLogger("tasks_store").addHandler(handler)
     try:
         with McpServer(store, [echo]) as server, serve(server.wsgi_app(), threads=4) as served:
@@ -137,7 +138,7 @@ def test_a_foreign_id_and_an_unknown_id_answer_alike_over_http(make_store: Any) 
     finally:
         logging.getLogger("tasks_store").removeHandler(handler)
     denied = [r for r in handler.records if "denied to owner" in r.getMessage()]
-    assert 1 == len(denied)
+    assert 1 == len(denied), [r.getMessage() for r in denied]
     assert task_id in denied[0].getMessage()
     assert "tasks_store-offpath-log" == denied[0].threadName
 

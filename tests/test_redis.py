@@ -394,6 +394,7 @@ def test_decoded_responses_client_and_unicode_owners_work(redis_server: RedisSer
     client = redis_server.client(decode_responses=True)
     try:
         store = RedisTaskStore(client, key_prefix="decoded")
+        assert client is store.client  # what default_sessions builds RedisSessions on
         owner = "zoë-\u4e2d\u6587"
         task_id = store.create(owner, METHOD, ttl=60_000).task_id
         store.set_variables(task_id, owner, {"k\u00e9": "v\u00fc"})

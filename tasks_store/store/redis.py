@@ -666,6 +666,11 @@ class RedisTaskStore(BaseTaskStore[_Handle]):
         """The first part of every key this store uses."""
         return self._key_prefix
 
+    @property
+    def client(self) -> Any:
+        """The redis-py client (``Redis`` or ``RedisCluster``) this store was given."""
+        return self._client
+
     def __len__(self) -> int:
         """
         Return how many tasks are held, expired ones included.

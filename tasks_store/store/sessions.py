@@ -408,9 +408,7 @@ def sessions_for(
         return InMemorySessions(idle_timeout=idle_timeout, max_lifetime=max_lifetime)
     kind = type(store)
     if kind.__name__ == "RedisTaskStore" and kind.__module__ == f"{__package__}.redis":
-        client = getattr(store, "client", None)
-        if client is None:
-            client = store._client  # type: ignore[attr-defined]
+        client = store.client  # type: ignore[attr-defined]
         prefix = store.key_prefix  # type: ignore[attr-defined]
         return RedisSessions(
             client, prefix, idle_timeout=idle_timeout, max_lifetime=max_lifetime
