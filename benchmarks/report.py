@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .stores import ALL_OPS, MCP_NAME, REFERENCE
+from .stores import ALL_OPS, MCP_NAME, NOT_FOUND_OPS, REFERENCE
 
 __all__ = ["Table", "build_tables", "evaluate_targets", "write_markdown", "write_plots"]
 
@@ -115,11 +115,13 @@ def _latency_table(section: dict[str, Any]) -> Table:
     rows = section["rows"]
     out: list[list[str]] = []
     notes: list[str] = []
-    for op in ALL_OPS:
+    for op in (*ALL_OPS, *NOT_FOUND_OPS):
         ref = _lookup(rows, store=REFERENCE, op=op)
         ref_median = None if _missing(ref) or ref is None else ref["median"]
         for store in _stores(rows):
             row = _lookup(rows, store=store, op=op)
+            if row is None and op in NOT_FOUND_OPS:
+                continue  # measured only on stores that refuse a foreign owner
             missing = _missing(row)
             if missing or row is None:
                 out.append([op, store, missing or "n/a", "", "", ""])

@@ -20,7 +20,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from .stores import ALL_OPS, RESULT, StoreEntry, StoreUnavailable, Target
+from .stores import ALL_OPS, NOT_FOUND_OPS, RESULT, StoreEntry, StoreUnavailable, Target
 from .timing import gc_paused, per_call, summary, timer_overhead_ns
 
 __all__ = [
@@ -419,8 +419,6 @@ def run_latency(
     }
 
 
-#: The two not-found reads, rows of the latency section (issue 13, item 7).
-NOT_FOUND_OPS = ("get (unknown id)", "get (another owner's id)")
 
 
 def _not_found_figures(bench: _Bench) -> dict[str, dict[str, Any]]:

@@ -38,6 +38,7 @@ from .global_lock import GlobalLockStore
 __all__ = [
     "ALL_OPS",
     "BENCH_SECURITY",
+    "NOT_FOUND_OPS",
     "REFERENCE",
     "RESULT",
     "STORES",
@@ -60,6 +61,10 @@ ALL_OPS: tuple[str, ...] = (
     "list",
     "cleanup_expired",
 )
+
+#: The two not-found reads, rows of the latency section (issue 13, item 7): an
+#: unknown id must cost what another owner's id costs.
+NOT_FOUND_OPS: tuple[str, ...] = ("get (unknown id)", "get (another owner's id)")
 
 #: The store every ratio is taken against.
 REFERENCE = "InMemoryTaskStore"

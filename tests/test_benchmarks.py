@@ -21,7 +21,15 @@ import pytest
 from benchmarks import main, sections
 from benchmarks.global_lock import GlobalLockStore
 from benchmarks.report import build_tables
-from benchmarks.stores import ALL_OPS, MCP_NAME, REFERENCE, STORES, StoreEntry, StoreUnavailable
+from benchmarks.stores import (
+    ALL_OPS,
+    MCP_NAME,
+    NOT_FOUND_OPS,
+    REFERENCE,
+    STORES,
+    StoreEntry,
+    StoreUnavailable,
+)
 from tasks_store import (
     InMemoryTaskStore,
     InvalidCursor,
@@ -118,6 +126,11 @@ def test_quick_run_prints_and_writes_tables(quick_run: tuple[Path, str]) -> None
         assert f"### {title}" in markdown
     for name in STORE_NAMES:
         for op in ALL_OPS:
+            assert any(
+                line.startswith(f"| {op} | {name} |") for line in markdown.splitlines()
+            ), (op, name)
+    for op in NOT_FOUND_OPS:  # issue 13: both not-found reads, on the stores that isolate owners
+        for name in ("InMemoryTaskStore", "RedisTaskStore"):
             assert any(
                 line.startswith(f"| {op} | {name} |") for line in markdown.splitlines()
             ), (op, name)
