@@ -23,13 +23,12 @@ from __future__ import annotations
 
 import inspect
 import logging
-import threading
-from collections.abc import Callable, Iterable, Iterator, Mapping
-from types import MappingProxyType
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, TypeVar, overload
 
 import attrs
 
+from .registry import Registry
 from .tools import NAME_PATTERN
 
 __all__ = ["Prompt", "PromptArgument", "PromptFn", "PromptRegistry"]
@@ -104,62 +103,14 @@ class Prompt:
         return wire
 
 
-class PromptRegistry:
+class PromptRegistry(Registry[Prompt]):
     """
     The prompts a server offers, in registration order; thread-safe (adding
     swaps in a new snapshot under a lock, readers take none).
     """
 
-    def __init__(self, prompts: Iterable[Prompt] = ()) -> None:
-        self._lock = threading.Lock()
-        self._order: tuple[Prompt, ...] = ()
-        self._by_name: Mapping[str, Prompt] = MappingProxyType({})
-        self._listeners: tuple[Callable[[], None], ...] = ()
-        for prompt in prompts:
-            self.add(prompt)
-
-    @property
-    def version(self) -> int:
-        """How many prompts have been added: it changes exactly when the list does."""
-        return len(self._order)
-
-    def on_change(self, listener: Callable[[], None]) -> Callable[[], None]:
-        """Call ``listener()`` after every later :meth:`add`; return a function that stops it."""
-        if not callable(listener):
-            msg = f"listener must be callable, got {type(listener).__name__}"
-            raise TypeError(msg)
-        with self._lock:
-            self._listeners = (*self._listeners, listener)
-
-        def stop() -> None:
-            with self._lock:
-                self._listeners = tuple(x for x in self._listeners if x is not listener)
-
-        return stop
-
-    def add(self, prompt: Prompt) -> Prompt:
-        """
-        Register *prompt* after the others and return it.
-
-        Raises:
-            TypeError: not a :class:`Prompt`.  ValueError: the name is taken.
-        """
-        if not isinstance(prompt, Prompt):
-            msg = f"expected a Prompt, got {type(prompt).__name__}"
-            raise TypeError(msg)
-        with self._lock:
-            if prompt.name in self._by_name:
-                msg = f"a prompt named {prompt.name!r} is registered already"
-                raise ValueError(msg)
-            self._by_name = MappingProxyType({**self._by_name, prompt.name: prompt})
-            self._order = (*self._order, prompt)
-            listeners = self._listeners
-        for listener in listeners:
-            try:
-                listener()
-            except Exception:
-                logger.exception("a prompts list listener failed")
-        return prompt
+    item_type = Prompt
+    noun = "prompt"
 
     @overload
     def prompt(self, fn: _F, /) -> _F: ...
@@ -200,16 +151,3 @@ class PromptRegistry:
         if fn is not None:
             return register(fn)
         return register
-
-    def get(self, name: str) -> Prompt | None:
-        """Return the prompt called *name*, or None."""
-        return self._by_name.get(name)
-
-    def __iter__(self) -> Iterator[Prompt]:
-        return iter(self._order)
-
-    def __len__(self) -> int:
-        return len(self._order)
-
-    def __repr__(self) -> str:
-        return f"PromptRegistry({[p.name for p in self._order]!r})"

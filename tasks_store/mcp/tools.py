@@ -59,8 +59,7 @@ import inspect
 import json
 import logging
 import re
-import threading
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Literal, TypeVar, Union, overload
 
@@ -69,6 +68,7 @@ import attrs
 from ..errors import InvalidParams, StoreError, TaskError
 from ..wire import check_json
 from ..wire import json_type as _json_type
+from .registry import Registry
 
 if TYPE_CHECKING:
     from .context import CallContext, TaskContext
@@ -356,7 +356,7 @@ def _best_error(validator: Any, instance: dict[str, Any]) -> str | None:
     return f"{text} (at arguments{where})" if where else text
 
 
-class ToolRegistry:
+class ToolRegistry(Registry[Tool]):
     """
     The tools a server offers, in registration order.
 
@@ -378,60 +378,8 @@ class ToolRegistry:
     (['hello'], 'forbidden')
     """
 
-    def __init__(self, tools: Iterable[Tool] = ()) -> None:
-        self._lock = threading.Lock()
-        self._order: tuple[Tool, ...] = ()
-        self._by_name: Mapping[str, Tool] = MappingProxyType({})
-        self._listeners: tuple[Callable[[], None], ...] = ()
-        for tool in tools:
-            self.add(tool)
-
-    @property
-    def version(self) -> int:
-        """How many tools have been added: it changes exactly when the list does."""
-        return len(self._order)
-
-    def on_change(self, listener: Callable[[], None]) -> Callable[[], None]:
-        """
-        Call ``listener()`` after every later :meth:`add` (from the adding
-        thread, outside the registry's lock); return a function that stops it.
-        """
-        if not callable(listener):
-            msg = f"listener must be callable, got {type(listener).__name__}"
-            raise TypeError(msg)
-        with self._lock:
-            self._listeners = (*self._listeners, listener)
-
-        def stop() -> None:
-            with self._lock:
-                self._listeners = tuple(x for x in self._listeners if x is not listener)
-
-        return stop
-
-    def add(self, tool: Tool) -> Tool:
-        """
-        Register *tool* after the others and return it.
-
-        Raises:
-            TypeError: *tool* is not a :class:`Tool`.
-            ValueError: a tool of that name is registered already.
-        """
-        if not isinstance(tool, Tool):
-            msg = f"expected a Tool, got {type(tool).__name__}"
-            raise TypeError(msg)
-        with self._lock:
-            if tool.name in self._by_name:
-                msg = f"a tool named {tool.name!r} is registered already"
-                raise ValueError(msg)
-            self._by_name = MappingProxyType({**self._by_name, tool.name: tool})
-            self._order = (*self._order, tool)
-            listeners = self._listeners
-        for listener in listeners:
-            try:
-                listener()
-            except Exception:
-                logger.exception("a tools list listener failed")
-        return tool
+    item_type = Tool
+    noun = "tool"
 
     @overload
     def tool(self, fn: _F, /) -> _F: ...
@@ -494,22 +442,6 @@ class ToolRegistry:
         if fn is not None:
             return register(fn)
         return register
-
-    def get(self, name: str) -> Tool | None:
-        """Return the tool called *name*, or None."""
-        return self._by_name.get(name)
-
-    def __contains__(self, name: object) -> bool:
-        return name in self._by_name
-
-    def __iter__(self) -> Iterator[Tool]:
-        return iter(self._order)
-
-    def __len__(self) -> int:
-        return len(self._order)
-
-    def __repr__(self) -> str:
-        return f"ToolRegistry({[t.name for t in self._order]!r})"
 
     def page(
         self, cursor: str | None = None, *, page_size: int = 100
