@@ -52,14 +52,95 @@ from ..store._base import require_store
 from ..wire import check_json
 from .mrtr import elicitation_request, roots_request, sampling_request
 
-__all__ = ["CallContext", "TaskContext"]
+__all__ = ["AsksForInput", "CallContext", "TaskContext"]
 
 _MESSAGE_LIMIT = 200
 
 _T = TypeVar("_T")
 
 
-class TaskContext:
+
+class AsksForInput:
+    """
+    :meth:`elicit`, :meth:`create_message` and :meth:`list_roots`, written once
+    over the class's own :meth:`request_input`, which decides what asking
+    means: block for the answer in a task (:class:`TaskContext`), ask in a
+    multi round-trip reply (2026-07-28 inline calls), or refuse in an inline
+    call that has no input flow (:class:`CallContext`).
+    """
+
+    def request_input(
+        self,
+        requests: Mapping[str, Mapping[str, Any]],
+        *,
+        status_message: str | None = None,
+        timeout: float | None = None,
+    ) -> dict[str, Any]:
+        """Ask the client for input (key to ``{"method", "params"}``); return key to result."""
+        raise NotImplementedError
+
+    def _input_key(self, prefix: str) -> str:
+        """A key for a request the caller did not name."""
+        return _fresh_key(prefix)
+
+    def _ask(
+        self, key: str | None, prefix: str, request: dict[str, Any], status: str,
+        timeout: float | None,
+    ) -> dict[str, Any]:  # fmt: skip
+        key = key or self._input_key(prefix)
+        answer: dict[str, Any] = self.request_input(
+            {key: request}, status_message=status, timeout=timeout
+        )[key]
+        return answer
+
+    def elicit(
+        self,
+        message: str,
+        requested_schema: Mapping[str, Any],
+        *,
+        key: str | None = None,
+        timeout: float | None = None,
+    ) -> dict[str, Any]:
+        """
+        Ask the user (form-mode elicitation) and return the answer.
+
+        Returns the client's ``ElicitResult``: ``{"action": "accept",
+        "content": {...}}``, or ``"decline"``/``"cancel"`` without content.
+        *message* is also the task's ``statusMessage`` while it waits.
+        *key* names the request (a fresh one by default).  Raises as
+        :meth:`request_input`.
+        """
+        request = elicitation_request(message, requested_schema)
+        return self._ask(key, "elicitation", request, _clip(message), timeout)
+
+    def create_message(
+        self,
+        messages: list[Mapping[str, Any]] | str,
+        max_tokens: int,
+        *,
+        key: str | None = None,
+        timeout: float | None = None,
+        **params: Any,
+    ) -> dict[str, Any]:
+        """
+        Ask the client's model (sampling) and return its answer.
+
+        *messages* is a ``SamplingMessage`` list, or one str (a user text
+        message); more ``params`` go as keywords in the protocol's camelCase
+        (``systemPrompt=...``).  Returns the ``CreateMessageResult``
+        (``role``, ``content``, ``model``, ``stopReason``).  Raises as
+        :meth:`request_input`.
+        """
+        request = sampling_request(messages, max_tokens, **params)
+        return self._ask(key, "sampling", request, "Waiting for the model", timeout)
+
+    def list_roots(self, *, key: str | None = None, timeout: float | None = None) -> dict[str, Any]:
+        """Ask the client for its roots; return the ``ListRootsResult``."""
+        status = "Waiting for the client's roots"
+        return self._ask(key, "roots", roots_request(), status, timeout)
+
+
+class TaskContext(AsksForInput):
     """
     One running task, as its handler sees it.
 
@@ -361,66 +442,9 @@ class TaskContext:
                 raise InputRequestFailed(self._task_id, key, answer.to_dict())
         return answers
 
-    def elicit(
-        self,
-        message: str,
-        requested_schema: Mapping[str, Any],
-        *,
-        key: str | None = None,
-        timeout: float | None = None,
-    ) -> dict[str, Any]:
-        """
-        Ask the user (form-mode elicitation) and block for the answer.
-
-        Returns the client's ``ElicitResult``: ``{"action": "accept",
-        "content": {...}}``, or ``"decline"``/``"cancel"`` without content.
-        *message* is also the task's ``statusMessage`` while it waits.
-        *key* names the request (a fresh one by default).  Raises as
-        :meth:`request_input`.
-        """
-        key = key or _fresh_key("elicitation")
-        request = elicitation_request(message, requested_schema)
-        answer: dict[str, Any] = self.request_input(
-            {key: request}, status_message=_clip(message), timeout=timeout
-        )[key]
-        return answer
-
-    def create_message(
-        self,
-        messages: list[Mapping[str, Any]] | str,
-        max_tokens: int,
-        *,
-        key: str | None = None,
-        timeout: float | None = None,
-        **params: Any,
-    ) -> dict[str, Any]:
-        """
-        Ask the client's model (sampling) and block for its answer.
-
-        *messages* is a ``SamplingMessage`` list, or one str (a user text
-        message); more ``params`` go as keywords in the protocol's camelCase
-        (``systemPrompt=...``).  Returns the ``CreateMessageResult``
-        (``role``, ``content``, ``model``, ``stopReason``).  Raises as
-        :meth:`request_input`.
-        """
-        key = key or _fresh_key("sampling")
-        request = sampling_request(messages, max_tokens, **params)
-        answer: dict[str, Any] = self.request_input(
-            {key: request}, status_message="Waiting for the model", timeout=timeout
-        )[key]
-        return answer
-
-    def list_roots(self, *, key: str | None = None, timeout: float | None = None) -> dict[str, Any]:
-        """Ask the client for its roots and block; return the ``ListRootsResult``."""
-        key = key or _fresh_key("roots")
-        answer: dict[str, Any] = self.request_input(
-            {key: roots_request()}, status_message="Waiting for the client's roots",
-            timeout=timeout,
-        )[key]
-        return answer
 
 
-class CallContext:
+class CallContext(AsksForInput):
     """
     The context of a ``tools/call`` answered inline, without a task.
 
@@ -577,34 +601,6 @@ class CallContext:
         )
         raise InputNotAvailable(msg)
 
-    def elicit(
-        self,
-        message: str,
-        requested_schema: Mapping[str, Any],
-        *,
-        key: str | None = None,
-        timeout: float | None = None,
-    ) -> dict[str, Any]:
-        """As :meth:`TaskContext.elicit`; here as :meth:`request_input`."""
-        request = elicitation_request(message, requested_schema)
-        return self.request_input({key or "elicitation": request})
-
-    def create_message(
-        self,
-        messages: list[Mapping[str, Any]] | str,
-        max_tokens: int,
-        *,
-        key: str | None = None,
-        timeout: float | None = None,
-        **params: Any,
-    ) -> dict[str, Any]:
-        """As :meth:`TaskContext.create_message`; here as :meth:`request_input`."""
-        request = sampling_request(messages, max_tokens, **params)
-        return self.request_input({key or "sampling": request})
-
-    def list_roots(self, *, key: str | None = None, timeout: float | None = None) -> dict[str, Any]:
-        """As :meth:`TaskContext.list_roots`; here as :meth:`request_input`."""
-        return self.request_input({key or "roots": roots_request()})
 
 
 def _typed(

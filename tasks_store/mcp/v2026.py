@@ -140,11 +140,8 @@ from .mrtr import (
     InputRequired,
     InputRound,
     RequestStateCodec,
-    elicitation_request,
     input_responses,
-    roots_request,
     salient_digest,
-    sampling_request,
 )
 from .streams import MAX_LISTEN_TASKS, EventStream, ListenStream
 from .tools import Tool, ToolFailed, call_tool, tool_error_result
@@ -308,42 +305,9 @@ class RequestCallContext(CallContext):
         """
         return self._round.ask(requests)
 
-    def elicit(
-        self,
-        message: str,
-        requested_schema: Mapping[str, Any],
-        *,
-        key: str | None = None,
-        timeout: float | None = None,
-    ) -> dict[str, Any]:
-        """Return the ``ElicitResult`` for this question; see the class docstring."""
-        key = key or self._round.next_key("elicitation")
-        answer: dict[str, Any] = self.request_input(
-            {key: elicitation_request(message, requested_schema)}
-        )[key]
-        return answer
 
-    def create_message(
-        self,
-        messages: list[Mapping[str, Any]] | str,
-        max_tokens: int,
-        *,
-        key: str | None = None,
-        timeout: float | None = None,
-        **params: Any,
-    ) -> dict[str, Any]:
-        """Return the ``CreateMessageResult`` for this sampling request; see the class docstring."""
-        key = key or self._round.next_key("sampling")
-        answer: dict[str, Any] = self.request_input(
-            {key: sampling_request(messages, max_tokens, **params)}
-        )[key]
-        return answer
-
-    def list_roots(self, *, key: str | None = None, timeout: float | None = None) -> dict[str, Any]:
-        """Return the ``ListRootsResult``; see the class docstring."""
-        key = key or self._round.next_key("roots")
-        answer: dict[str, Any] = self.request_input({key: roots_request()})[key]
-        return answer
+    def _input_key(self, prefix: str) -> str:
+        return self._round.next_key(prefix)  # the same key on every round of one request
 
     @property
     def request_meta(self) -> RequestMeta:
