@@ -33,9 +33,10 @@ import logging
 import os
 import threading
 import time
+import weakref
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterable, Iterator, Mapping
-from contextlib import AbstractContextManager, contextmanager
+from collections.abc import Callable, Iterable, Mapping
+from contextlib import AbstractContextManager
 from types import TracebackType
 from typing import Any, ClassVar, Generic, Protocol, TypeVar, runtime_checkable
 
@@ -53,6 +54,7 @@ __all__ = [
     "Change",
     "LocalWatchers",
     "LockedTaskStore",
+    "PerStore",
     "StoreSettings",
     "TaskStore",
     "TaskWatch",
@@ -62,6 +64,8 @@ __all__ = [
     "log_foreign",
     "log_status",
     "logger",
+    "redis_backend",
+    "redis_key_prefix",
     "require_store",
     "wakes_waiters",
 ]
@@ -71,6 +75,58 @@ logger = logging.getLogger("tasks_store")
 
 #: Foreign-access warnings, written off the request path (issue 13): see offpath.py.
 foreign_log = OffPathLog(logger, "foreign-access warnings")
+
+
+def redis_backend(store: object) -> tuple[Any, str] | None:
+    """
+    Return the redis-py client and key prefix of a ``RedisTaskStore``, else None.
+
+    The class is recognised by its name and module, so that nothing outside
+    the Redis backend imports redis-py. Sessions, leases, rate limits and the
+    janitor's lock use it to keep their keys beside the store's.
+    """
+    kind = type(store)
+    if kind.__name__ == "RedisTaskStore" and kind.__module__ == f"{__package__}.redis":
+        return store.client, store.key_prefix  # type: ignore[attr-defined]
+    return None
+
+
+def redis_key_prefix(key_prefix: object) -> bytes:
+    """
+    Check the key prefix of a Redis-backed part and return it as key bytes.
+
+    Raises:
+        ValueError: not a non-empty str, or it holds a brace (which would cut
+            the keys' hash tag, ``<prefix>:{<tag>}:...``, on Redis Cluster).
+    """
+    if not isinstance(key_prefix, str) or not key_prefix or "{" in key_prefix or (
+        "}" in key_prefix
+    ):
+        msg = (
+            "key_prefix must be a non-empty str without braces (a brace would cut the "
+            f"keys' hash tag), got {key_prefix!r}"
+        )
+        raise ValueError(msg)
+    return key_prefix.encode("utf-8", "surrogatepass")
+
+
+_Made = TypeVar("_Made")
+
+
+class PerStore(Generic[_Made]):
+    """One ``factory()`` per store object, made on first use and dropped with the store."""
+
+    def __init__(self, factory: Callable[[], _Made]) -> None:
+        self._factory = factory
+        self._made: weakref.WeakKeyDictionary[Any, _Made] = weakref.WeakKeyDictionary()
+        self._lock = threading.Lock()
+
+    def __call__(self, store: object) -> _Made:
+        with self._lock:
+            made = self._made.get(store)
+            if made is None:
+                made = self._made[store] = self._factory()
+            return made
 
 
 def log_foreign(task_id: str, caller: str, owner: str) -> None:
@@ -532,14 +588,9 @@ class BaseTaskStore(StoreSettings, ABC, Generic[RefT]):
     def _found(self, ref: RefT) -> None:
         """Raise NotFound if the task is missing or another owner's; nothing by default."""
 
-    @contextmanager
-    def _arguments(self, ref: RefT) -> Iterator[None]:
+    def _arguments(self, ref: RefT) -> _ArgumentChecks:
         """Check a write's other arguments: a bad one raises, after NotFound if due."""
-        try:
-            yield
-        except InvalidParams:
-            self._found(ref)
-            raise
+        return _ArgumentChecks(self, ref)
 
     # -- the paths ------------------------------------------------------------
 
@@ -901,6 +952,35 @@ class BaseTaskStore(StoreSettings, ABC, Generic[RefT]):
         with _SECRETS_LOCK:
             return secrets.setdefault(name, os.urandom(32))  # type: ignore[no-any-return]
 
+
+
+class _ArgumentChecks:
+    """
+    ``with store._arguments(ref):`` around a write's argument checks: an
+    :class:`InvalidParams` raised inside is preceded by the ``NotFound`` that
+    is due when the task is missing or another owner's (``store._found``).
+
+    A class rather than a ``@contextmanager`` generator: this runs on every
+    write, and a generator-based manager costs about 1.5 µs more.
+    """
+
+    __slots__ = ("_ref", "_store")
+
+    def __init__(self, store: BaseTaskStore[Any], ref: Any) -> None:
+        self._store = store
+        self._ref = ref
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if exc_type is not None and issubclass(exc_type, InvalidParams):
+            self._store._found(self._ref)  # raises NotFound, the InvalidParams as its context
 
 
 class LockedTaskStore(BaseTaskStore[RefT]):

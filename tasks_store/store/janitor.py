@@ -33,7 +33,6 @@ import logging
 import secrets
 import threading
 import time
-import weakref
 from importlib import resources
 from types import TracebackType
 from typing import Any, Protocol, runtime_checkable
@@ -41,7 +40,7 @@ from typing import Any, Protocol, runtime_checkable
 import attrs
 
 from ..errors import StoreError
-from ._base import TaskStore, require_store
+from ._base import PerStore, TaskStore, redis_backend, redis_key_prefix, require_store
 from .leases import LeaseTable, leases_for, new_holder_id, recover_lapsed
 
 __all__ = [
@@ -107,13 +106,8 @@ class RedisSweepLock:
     """
 
     def __init__(self, client: Any, key_prefix: str = "tasks_store") -> None:
-        if not isinstance(key_prefix, str) or not key_prefix or "{" in key_prefix or (
-            "}" in key_prefix
-        ):
-            msg = f"key_prefix must be a non-empty str without braces, got {key_prefix!r}"
-            raise ValueError(msg)
+        self.key = b"%s:janitor:lock" % redis_key_prefix(key_prefix)
         self._client = client
-        self.key = b"%s:janitor:lock" % key_prefix.encode("utf-8", "surrogatepass")
         text = resources.files("tasks_store.store").joinpath("lua").joinpath("janitor.lua")
         self._release = client.register_script(text.read_text("utf-8"))
 
@@ -135,23 +129,15 @@ class RedisSweepLock:
             logger.warning("could not release the sweep lock: %s", exc)
 
 
-_memory_locks: weakref.WeakKeyDictionary[Any, InMemorySweepLock] = weakref.WeakKeyDictionary()
-_memory_guard = threading.Lock()
+_memory_locks: PerStore[InMemorySweepLock] = PerStore(InMemorySweepLock)
 
 
 def sweep_lock_for(store: object) -> SweepLock:
     """Return the sweep lock of a store: on Redis shared by every process, else per store object."""
-    kind = type(store)
-    if kind.__name__ == "RedisTaskStore" and kind.__module__ == f"{__package__}.redis":
-        client = getattr(store, "client", None)
-        if client is None:
-            client = store._client  # type: ignore[attr-defined]
-        return RedisSweepLock(client, store.key_prefix)  # type: ignore[attr-defined]
-    with _memory_guard:
-        lock = _memory_locks.get(store)
-        if lock is None:
-            lock = _memory_locks[store] = InMemorySweepLock()
-        return lock
+    redis = redis_backend(store)
+    if redis is not None:
+        return RedisSweepLock(*redis)
+    return _memory_locks(store)
 
 
 class Janitor:

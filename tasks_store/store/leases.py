@@ -49,7 +49,6 @@ import secrets
 import socket
 import threading
 import time
-import weakref
 import zlib
 from collections.abc import Callable, Sequence
 from importlib import resources
@@ -60,7 +59,7 @@ from sortedcontainers import SortedList  # type: ignore[import-untyped]
 from ..errors import INTERNAL_ERROR, Expired, InvalidTransition, NotFound, StoreError, TaskError
 from ..records import JsonRpcError
 from ..status import TaskStatus
-from ._base import TaskStore
+from ._base import PerStore, TaskStore, redis_backend, redis_key_prefix
 
 __all__ = [
     "LEASE_SHARDS",
@@ -235,13 +234,8 @@ class RedisLeases:
     """
 
     def __init__(self, client: Any, key_prefix: str = "tasks_store") -> None:
-        if not isinstance(key_prefix, str) or not key_prefix or "{" in key_prefix or (
-            "}" in key_prefix
-        ):
-            msg = f"key_prefix must be a non-empty str without braces, got {key_prefix!r}"
-            raise ValueError(msg)
+        prefix = redis_key_prefix(key_prefix)
         self._client = client
-        prefix = key_prefix.encode("utf-8", "surrogatepass")
         self._keys = [
             (b"%s:{leases:%d}:held" % (prefix, k), b"%s:{leases:%d}:due" % (prefix, k))
             for k in range(LEASE_SHARDS)
@@ -315,8 +309,7 @@ def _text(value: bytes | str) -> str:
     return value.decode("utf-8", "surrogatepass") if isinstance(value, bytes) else value
 
 
-_memory_tables: weakref.WeakKeyDictionary[Any, InMemoryLeases] = weakref.WeakKeyDictionary()
-_memory_lock = threading.Lock()
+_memory_tables: PerStore[InMemoryLeases] = PerStore(InMemoryLeases)
 
 
 def leases_for(store: object) -> LeaseTable:
@@ -328,17 +321,10 @@ def leases_for(store: object) -> LeaseTable:
     :class:`InMemoryLeases` of that store object (shared by every runner and
     janitor of it in this process).
     """
-    kind = type(store)
-    if kind.__name__ == "RedisTaskStore" and kind.__module__ == f"{__package__}.redis":
-        client = getattr(store, "client", None)
-        if client is None:
-            client = store._client  # type: ignore[attr-defined]
-        return RedisLeases(client, store.key_prefix)  # type: ignore[attr-defined]
-    with _memory_lock:
-        table = _memory_tables.get(store)
-        if table is None:
-            table = _memory_tables[store] = InMemoryLeases()
-        return table
+    redis = redis_backend(store)
+    if redis is not None:
+        return RedisLeases(*redis)
+    return _memory_tables(store)
 
 
 def recover_lapsed(

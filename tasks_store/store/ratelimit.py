@@ -44,6 +44,7 @@ from typing import Any, Protocol, runtime_checkable
 import attrs
 
 from ..errors import INTERNAL_ERROR, StoreError, TaskError
+from ._base import redis_backend, redis_key_prefix
 
 __all__ = [
     "Bucket",
@@ -261,11 +262,8 @@ class RedisRateLimiter:
     max_remembered: int = 10_000
 
     def __init__(self, client: Any, key_prefix: str = "tasks_store") -> None:
-        if not isinstance(key_prefix, str) or not key_prefix:
-            msg = f"key_prefix must be a non-empty str, got {key_prefix!r}"
-            raise ValueError(msg)
+        self._prefix = redis_key_prefix(key_prefix)
         self._client = client
-        self._prefix = key_prefix.encode("utf-8", "surrogatepass")
         text = resources.files("tasks_store.store").joinpath("lua").joinpath("ratelimit.lua")
         self._script = client.register_script(text.read_text("utf-8"))
         self._lock = threading.Lock()
@@ -310,10 +308,7 @@ def limiter_for(store: object) -> RateLimiter:
     key prefix (shared by every worker); any other store an
     :class:`InMemoryRateLimiter` (this process only).
     """
-    kind = type(store)
-    if kind.__name__ == "RedisTaskStore" and kind.__module__ == f"{__package__}.redis":
-        client = getattr(store, "client", None)
-        if client is None:
-            client = store._client  # type: ignore[attr-defined]
-        return RedisRateLimiter(client, store.key_prefix)  # type: ignore[attr-defined]
+    redis = redis_backend(store)
+    if redis is not None:
+        return RedisRateLimiter(*redis)
     return InMemoryRateLimiter()

@@ -107,6 +107,7 @@ from ._base import (
     block,
     log_created,
     log_foreign,
+    redis_key_prefix,
     wakes_waiters,
 )
 
@@ -632,16 +633,10 @@ class RedisTaskStore(BaseTaskStore[_Handle]):
         super().__init__(
             config=config, security=security, poll_interval_ms=poll_interval_ms, clock=clock
         )
-        if not isinstance(key_prefix, str) or not key_prefix:
-            msg = f"key_prefix must be a non-empty str, got {key_prefix!r}"
-            raise ValueError(msg)
-        if "{" in key_prefix or "}" in key_prefix:
-            msg = f"key_prefix may not hold '{{' or '}}' (the keys' hash tag), got {key_prefix!r}"
-            raise ValueError(msg)
+        self._prefix = redis_key_prefix(key_prefix)
         self._client = client
         self._cluster = isinstance(client, RedisCluster)
         self._key_prefix = key_prefix
-        self._prefix = _raw(key_prefix)
         self._shards = tuple(_Shard(self._prefix, k) for k in range(SHARDS))
         self._secrets: dict[int, str] = {}  # cached per shard; the server's copy wins
         self._owners: dict[str, _Owner] = {}

@@ -33,6 +33,7 @@ from collections.abc import Callable
 from typing import Any, Protocol, runtime_checkable
 
 from ..errors import StoreError
+from ._base import redis_backend
 
 __all__ = [
     "DEFAULT_IDLE_TIMEOUT",
@@ -406,10 +407,9 @@ def sessions_for(
 
     if isinstance(store, InMemoryTaskStore):
         return InMemorySessions(idle_timeout=idle_timeout, max_lifetime=max_lifetime)
-    kind = type(store)
-    if kind.__name__ == "RedisTaskStore" and kind.__module__ == f"{__package__}.redis":
-        client = store.client  # type: ignore[attr-defined]
-        prefix = store.key_prefix  # type: ignore[attr-defined]
+    redis = redis_backend(store)
+    if redis is not None:
+        client, prefix = redis
         return RedisSessions(
             client, prefix, idle_timeout=idle_timeout, max_lifetime=max_lifetime
         )
