@@ -53,7 +53,7 @@ from ..store._base import require_store
 from ..store.janitor import Janitor
 from ..store.ratelimit import RateLimited
 from ..store.sessions import SessionStore, check_session_store, sessions_for
-from .http import JSON_MEDIA_TYPE, HttpRequest, HttpResponse
+from .http import JSON_MEDIA_TYPE, HttpRequest, HttpResponse, accepts_media
 from .jsonrpc import BodyRejected, TasksRpc, error_response, parse_message
 from .limits import BlockingGate, RateGuard, ServerLimits
 from .prompts import Prompt, PromptRegistry
@@ -453,7 +453,7 @@ class McpServer:
         if media_type != JSON_MEDIA_TYPE:
             return error_reply(415, InvalidRequest(f"Content-Type must be {JSON_MEDIA_TYPE}"))
         accept = request.header("accept")
-        if accept is not None and not _accepts_json(accept):
+        if accept is not None and not accepts_media(accept, JSON_MEDIA_TYPE):
             return error_reply(
                 406, InvalidRequest(f"Accept must allow {JSON_MEDIA_TYPE}: got {_clip(accept)}")
             )
@@ -583,25 +583,6 @@ def _check_server_info(info: Mapping[str, Any] | None) -> Mapping[str, Any]:
         raise ValueError(msg) from None
     return MappingProxyType(copy)
 
-
-def _accepts_json(accept: str) -> bool:
-    """Return whether an ``Accept`` header allows ``application/json``."""
-    for part in accept.split(","):
-        pieces = [p.strip() for p in part.split(";")]
-        media = pieces[0].lower()
-        if media not in (JSON_MEDIA_TYPE, "application/*", "*/*"):
-            continue
-        q = 1.0
-        for param in pieces[1:]:
-            name, _, value = param.partition("=")
-            if name.strip().lower() == "q":
-                try:
-                    q = float(value)
-                except ValueError:
-                    q = 0.0
-        if q > 0:
-            return True
-    return False
 
 
 def _clip(text: str, limit: int = 100) -> str:
