@@ -15,6 +15,7 @@ from __future__ import annotations
 import http.client
 import json
 import threading
+import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager, suppress
 from typing import Any
@@ -27,6 +28,14 @@ HOST = "127.0.0.1"
 WAIT = 20.0  # bound on joins and socket reads; never asserted on
 V2026 = "2026-07-28"
 TASKS_EXTENSION = "io.modelcontextprotocol/tasks"
+
+
+def eventually(condition: Any, what: str, bound: float = WAIT) -> None:
+    """Wait (bounded by *bound*, never asserted on as a time) until *condition()* holds."""
+    deadline = time.monotonic() + bound
+    while not condition():
+        assert time.monotonic() < deadline, f"never: {what}"
+        time.sleep(0.01)
 
 
 @attrs.frozen

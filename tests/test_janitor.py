@@ -25,16 +25,10 @@ from tasks_store.store.janitor import (
 )
 
 from .conftest import FakeClock
-from .http_harness import WAIT, Session, serve
+from .http_harness import WAIT, Session, eventually, serve
 
 pytestmark = pytest.mark.timeout(60)
 
-
-def eventually(condition: Any, what: str) -> None:
-    deadline = time.monotonic() + WAIT
-    while not condition():
-        assert time.monotonic() < deadline, f"never: {what}"
-        time.sleep(0.01)
 
 
 def janitor_threads() -> list[threading.Thread]:

@@ -39,18 +39,12 @@ from tasks_store.store.leases import (
 )
 
 from .conftest import FakeClock
-from .http_harness import WAIT, Session, serve
+from .http_harness import WAIT, Session, eventually, serve
 
 pytestmark = pytest.mark.timeout(60)
 
 ROOT = Path(__file__).parents[1]
 
-
-def eventually(condition: Any, what: str, bound: float = WAIT) -> None:
-    deadline = time.monotonic() + bound
-    while not condition():
-        assert time.monotonic() < deadline, f"never: {what}"
-        time.sleep(0.01)
 
 
 class Table:

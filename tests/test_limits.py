@@ -33,18 +33,11 @@ from tasks_store.mcp.limits import (
     wait_for_end,
 )
 
-from .http_harness import HOST, WAIT, Session, serve
+from .http_harness import HOST, WAIT, Session, eventually, serve
 from .mcp_schema import check_response
 
 pytestmark = pytest.mark.timeout(60)
 
-
-def eventually(condition: Any, what: str) -> None:
-    """Wait (bounded by WAIT, never asserted on as a time) until *condition()* holds."""
-    deadline = time.monotonic() + WAIT
-    while not condition():
-        assert time.monotonic() < deadline, f"never: {what}"
-        time.sleep(0.01)
 
 
 # -- the gate --------------------------------------------------------------------

@@ -680,14 +680,18 @@ class TestMemoryStore(MemoryMachine.TestCase):  # type: ignore[misc,name-defined
 class RedisMachine(StoreMachine):
     """The machine over :class:`RedisTaskStore` on the session's server, checking its keys too."""
 
-    #: The session server's client, set by :class:`TestRedisStore`'s fixture.
+    #: The session's client, set by the test class's fixture.
     client: Any = None
+
+    @classmethod
+    def flush(cls) -> None:
+        cls.client.flushall()
 
     def make_store(self, **kwargs: Any) -> Any:
         from tasks_store.store.redis import RedisTaskStore
 
-        RedisMachine.client.flushall()
-        return RedisTaskStore(RedisMachine.client, **kwargs)
+        self.flush()
+        return RedisTaskStore(type(self).client, **kwargs)
 
     def check_internals(self) -> None:
         self.store._check()
@@ -706,22 +710,16 @@ class TestRedisStore(RedisMachine.TestCase):  # type: ignore[misc,name-defined]
         RedisMachine.client = None
 
 
-class RedisClusterMachine(StoreMachine):
-    """The machine over :class:`RedisTaskStore` on the session's three-node cluster."""
+class RedisClusterMachine(RedisMachine):
+    """The same machine on the session's three-node cluster."""
 
-    #: The session cluster's client, set by :class:`TestRedisClusterStore`'s fixture.
     client: Any = None
 
-    def make_store(self, **kwargs: Any) -> Any:
+    @classmethod
+    def flush(cls) -> None:
         from redis.cluster import RedisCluster
 
-        from tasks_store.store.redis import RedisTaskStore
-
-        RedisClusterMachine.client.flushall(target_nodes=RedisCluster.PRIMARIES)
-        return RedisTaskStore(RedisClusterMachine.client, **kwargs)
-
-    def check_internals(self) -> None:
-        self.store._check()
+        cls.client.flushall(target_nodes=RedisCluster.PRIMARIES)
 
 
 @pytest.mark.redis

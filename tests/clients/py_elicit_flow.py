@@ -47,16 +47,11 @@ warnings.filterwarnings("ignore", message="The experimental tasks API is depreca
 import anyio  # noqa: E402
 import httpx  # noqa: E402
 import mcp.types as types  # noqa: E402
+from flow_common import TERMINAL, dump, error_entry, json_object, run_and_report  # noqa: E402
 from mcp import ClientSession  # noqa: E402
 from mcp.client.streamable_http import streamable_http_client  # noqa: E402
-from mcp.shared.exceptions import McpError  # noqa: E402
 
-TERMINAL = {"completed", "failed", "cancelled"}
 RELATED_TASK = "io.modelcontextprotocol/related-task"
-
-
-def _dump(model: Any) -> Any:
-    return model.model_dump(mode="json", by_alias=True, exclude_none=True)
 
 
 class Router(httpx.AsyncBaseTransport):
@@ -100,13 +95,7 @@ class Flow:
         }
 
     def error(self, step: str, exc: BaseException) -> None:
-        entry: dict[str, Any] = {"step": step, "type": type(exc).__name__, "message": str(exc)}
-        if isinstance(exc, McpError):
-            entry["code"] = exc.error.code
-            entry["message"] = exc.error.message
-        elif isinstance(exc, httpx.HTTPStatusError):
-            entry["http_status"] = exc.response.status_code
-        self.report["errors"].append(entry)
+        self.report["errors"].append(error_entry(step, exc))
 
     async def on_request(self, request: httpx.Request) -> None:
         method: Any = None
@@ -187,7 +176,7 @@ class Flow:
             return
         task_id = created.task.taskId
         task["task_id"] = task_id
-        task["created"] = _dump(created)
+        task["created"] = dump(created)
         deadline = time.monotonic() + args.timeout / 3
         while True:
             got = await session.experimental.get_task(task_id)
@@ -200,21 +189,14 @@ class Flow:
             await anyio.sleep(0.1)
         try:
             result = await session.experimental.get_task_result(task_id, types.CallToolResult)
-            task["result"] = _dump(result)
+            task["result"] = dump(result)
         except Exception as exc:
             self.error("tasks/result", exc)
         try:
-            task["final"] = _dump(await session.experimental.get_task(task_id))
+            task["final"] = dump(await session.experimental.get_task(task_id))
         except Exception as exc:
             self.error("tasks/get (final)", exc)
         report["finished"] = True
-
-
-def _json_object(text: str) -> dict[str, Any]:
-    value = json.loads(text)
-    if not isinstance(value, dict):
-        raise argparse.ArgumentTypeError("not a JSON object")
-    return value
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -222,26 +204,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("url")
     parser.add_argument("--call-url", help="send tools/call here (another server on the store)")
     parser.add_argument("--tool", default="greet_user")
-    parser.add_argument("--tool-args", type=_json_object, default={})
-    parser.add_argument("--answer", type=_json_object, default={"name": "Ada"})
+    parser.add_argument("--tool-args", type=json_object, default={})
+    parser.add_argument("--answer", type=json_object, default={"name": "Ada"})
     parser.add_argument("--timeout", type=float, default=60.0, help="whole flow, seconds")
     args = parser.parse_args(argv)
     flow = Flow(args)
-    started = time.monotonic()
-
-    async def bounded() -> None:
-        with anyio.fail_after(args.timeout):
-            await flow.run()
-
-    try:
-        anyio.run(bounded)
-    except Exception as exc:  # includes the transport task group's ExceptionGroup
-        flow.error("flow", exc)
-    report = flow.report
-    report["ok"] = bool(report["finished"]) and not report["errors"]
-    report["seconds"] = round(time.monotonic() - started, 2)
-    print(json.dumps(report, sort_keys=True))
-    return 0 if report["finished"] else 1
+    return run_and_report(flow.run, flow.report, args.timeout, flow.error)
 
 
 if __name__ == "__main__":

@@ -57,16 +57,10 @@ warnings.filterwarnings("ignore", message="The experimental tasks API is depreca
 import anyio  # noqa: E402
 import httpx  # noqa: E402
 import mcp.types as types  # noqa: E402
+from flow_common import TERMINAL, dump, error_entry, json_object, run_and_report  # noqa: E402
 from mcp import ClientSession  # noqa: E402
 from mcp.client.streamable_http import streamable_http_client  # noqa: E402
 from mcp.shared._httpx_utils import create_mcp_http_client  # noqa: E402
-from mcp.shared.exceptions import McpError  # noqa: E402
-
-TERMINAL = {"completed", "failed", "cancelled"}
-
-
-def _dump(model: Any) -> Any:
-    return model.model_dump(mode="json", by_alias=True, exclude_none=True)
 
 
 class Flow:
@@ -93,15 +87,7 @@ class Flow:
         }
 
     def error(self, step: str, exc: BaseException) -> None:
-        entry: dict[str, Any] = {"step": step, "type": type(exc).__name__, "message": str(exc)}
-        if isinstance(exc, McpError):
-            entry["code"] = exc.error.code
-            entry["message"] = exc.error.message
-            if exc.error.data is not None:
-                entry["data"] = exc.error.data
-        elif isinstance(exc, httpx.HTTPStatusError):
-            entry["http_status"] = exc.response.status_code
-        self.report["errors"].append(entry)
+        self.report["errors"].append(error_entry(step, exc))
 
     async def on_request(self, request: httpx.Request) -> None:
         method: Any = None
@@ -164,8 +150,8 @@ class Flow:
             self.error("initialize", exc)
             return
         report["protocol_version"] = str(init.protocolVersion)
-        report["server_info"] = _dump(init.serverInfo)
-        report["server_capabilities"] = _dump(init.capabilities)
+        report["server_info"] = dump(init.serverInfo)
+        report["server_capabilities"] = dump(init.capabilities)
         report["session_id_present"] = bool(get_session_id())
 
         try:
@@ -186,7 +172,7 @@ class Flow:
             )
             task_id = created.task.taskId
             task["task_id"] = task_id
-            task["created"] = _dump(created)
+            task["created"] = dump(created)
             async for status in session.experimental.poll_task(task_id):
                 task["statuses"].append(status.status)
             task["final_status"] = task["statuses"][-1] if task["statuses"] else None
@@ -195,7 +181,7 @@ class Flow:
         if task_id is not None:
             try:
                 result = await session.experimental.get_task_result(task_id, types.CallToolResult)
-                task["result"] = _dump(result)
+                task["result"] = dump(result)
             except Exception as exc:
                 self.error("tasks/result", exc)
             try:
@@ -220,7 +206,7 @@ class Flow:
             cancel["task_id"] = cancel_id
             cancel["created_status"] = created.task.status
             cancelled = await session.experimental.cancel_task(cancel_id)
-            cancel["cancel_result"] = _dump(cancelled)
+            cancel["cancel_result"] = dump(cancelled)
             cancel["statuses"] = await self.poll(session, cancel_id, bound=args.timeout / 3)
             cancel["final_status"] = cancel["statuses"][-1]
         except Exception as exc:
@@ -229,7 +215,7 @@ class Flow:
         plain: dict[str, Any] = {"tool": args.tool, "arguments": args.tool_args}
         report["plain_call"] = plain
         try:
-            plain["result"] = _dump(await session.call_tool(args.tool, args.tool_args))
+            plain["result"] = dump(await session.call_tool(args.tool, args.tool_args))
         except Exception as exc:
             self.error("tools/call", exc)
         report["finished"] = True
@@ -241,39 +227,18 @@ def _seconds(args: argparse.Namespace) -> Any:
     return timedelta(seconds=max(5.0, args.timeout / 3))
 
 
-def _json_object(text: str) -> dict[str, Any]:
-    value = json.loads(text)
-    if not isinstance(value, dict):
-        raise argparse.ArgumentTypeError("not a JSON object")
-    return value
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("url")
     parser.add_argument("--tool", default="echo", help="tool of the plain call (echo)")
-    parser.add_argument("--tool-args", type=_json_object, default={"text": "hello"})
+    parser.add_argument("--tool-args", type=json_object, default={"text": "hello"})
     parser.add_argument("--task-tool", default="slow_count")
-    parser.add_argument("--task-args", type=_json_object, default={"steps": 2})
-    parser.add_argument("--cancel-args", type=_json_object, default={"steps": 30})
+    parser.add_argument("--task-args", type=json_object, default={"steps": 2})
+    parser.add_argument("--cancel-args", type=json_object, default={"steps": 30})
     parser.add_argument("--timeout", type=float, default=60.0, help="whole flow, seconds")
     args = parser.parse_args(argv)
     flow = Flow(args)
-    started = time.monotonic()
-
-    async def bounded() -> None:
-        with anyio.fail_after(args.timeout):
-            await flow.run()
-
-    try:
-        anyio.run(bounded)
-    except Exception as exc:  # includes the transport task group's ExceptionGroup
-        flow.error("flow", exc)
-    report = flow.report
-    report["ok"] = bool(report["finished"]) and not report["errors"]
-    report["seconds"] = round(time.monotonic() - started, 2)
-    print(json.dumps(report, sort_keys=True))
-    return 0 if report["finished"] else 1
+    return run_and_report(flow.run, flow.report, args.timeout, flow.error)
 
 
 if __name__ == "__main__":
