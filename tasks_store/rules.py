@@ -296,6 +296,26 @@ def ensure_live(record: TaskRecord, now_ms: int) -> None:
         raise Expired(record.task.task_id, record.expires_at)  # type: ignore[arg-type]
 
 
+def _ensure_open(record: TaskRecord, now_ms: int, what: str) -> TaskStatus:
+    """
+    Refuse a change of *what* on a task that expired or ended; return its status.
+
+    Raises:
+        Expired: the task has expired.
+        InvalidTransition: the task is terminal (*what* is final).
+    """
+    ensure_live(record, now_ms)
+    status = record.task.status
+    if status.is_terminal:
+        raise InvalidTransition(
+            record.task.task_id,
+            status.value,
+            status.value,
+            f"The task is already {status.value}; {what} can no longer change",
+        )
+    return status
+
+
 def _rebuild(
     record: TaskRecord,
     now_ms: int,
@@ -382,15 +402,7 @@ def with_result(record: TaskRecord, result_json: str, now_ms: int) -> TaskRecord
         Expired: the task has expired.
         InvalidTransition: the task is terminal; its result is final.
     """
-    ensure_live(record, now_ms)
-    status = record.task.status
-    if status.is_terminal:
-        raise InvalidTransition(
-            record.task.task_id,
-            status.value,
-            status.value,
-            f"The task is already {status.value}; its result can no longer change",
-        )
+    status = _ensure_open(record, now_ms, "its result")
     task = record.task
     return _rebuild(
         record, now_ms, status, task.status_message, record.variables_json, result_json
@@ -476,15 +488,7 @@ def with_status_message(
         InvalidTransition: the task is terminal; its message is final.
         VariableSizeExceeded, InvalidParams: as :func:`merge_variables`.
     """
-    ensure_live(record, now_ms)
-    status = record.task.status
-    if status.is_terminal:
-        raise InvalidTransition(
-            record.task.task_id,
-            status.value,
-            status.value,
-            f"The task is already {status.value}; its status message can no longer change",
-        )
+    status = _ensure_open(record, now_ms, "its status message")
     variables = record.variables_json
     if updates is not None:
         variables = merge_variables(variables, updates, limit_bytes)

@@ -48,6 +48,50 @@ def json_object(text: str) -> dict[str, Any]:
     return value
 
 
+class FlowBase:
+    """
+    A flow's report, its ``errors`` and its ``wire`` log: every HTTP exchange,
+    through httpx's event hooks ``on_request``/``on_response``, with the
+    client's capabilities taken from its ``initialize``.  A flow adds fields
+    to a wire entry with :meth:`request_fields` and :meth:`response_fields`.
+    """
+
+    report: dict[str, Any]
+
+    def error(self, step: str, exc: BaseException) -> None:
+        self.report["errors"].append(error_entry(step, exc))
+
+    def request_fields(self, request: httpx.Request) -> dict[str, Any]:
+        return {}
+
+    def response_fields(self, response: httpx.Response) -> dict[str, Any]:
+        return {}
+
+    async def on_request(self, request: httpx.Request) -> None:
+        method: Any = None
+        if request.method == "POST":
+            try:
+                body = json.loads(request.content)
+            except ValueError:
+                body = None
+            if isinstance(body, dict):
+                method = body.get("method", "(response)")
+                if method == "initialize":
+                    self.report["client_capabilities"] = body.get("params", {}).get("capabilities")
+            elif isinstance(body, list):
+                method = [m.get("method") for m in body if isinstance(m, dict)]
+        entry = {"http": request.method, "jsonrpc": method, **self.request_fields(request)}
+        request.extensions["flow_entry"] = entry
+        self.report["wire"].append(entry)
+
+    async def on_response(self, response: httpx.Response) -> None:
+        entry = response.request.extensions.get("flow_entry")
+        if isinstance(entry, dict):
+            entry["status"] = response.status_code
+            entry["content_type"] = response.headers.get("content-type")
+            entry.update(self.response_fields(response))
+
+
 def run_and_report(
     run: Callable[[], Awaitable[None]], report: dict[str, Any], timeout: float,
     error: Callable[[str, BaseException], None],

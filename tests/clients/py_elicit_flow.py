@@ -47,7 +47,7 @@ warnings.filterwarnings("ignore", message="The experimental tasks API is depreca
 import anyio  # noqa: E402
 import httpx  # noqa: E402
 import mcp.types as types  # noqa: E402
-from flow_common import TERMINAL, dump, error_entry, json_object, run_and_report  # noqa: E402
+from flow_common import TERMINAL, FlowBase, dump, json_object, run_and_report  # noqa: E402
 from mcp import ClientSession  # noqa: E402
 from mcp.client.streamable_http import streamable_http_client  # noqa: E402
 
@@ -75,7 +75,7 @@ class Router(httpx.AsyncBaseTransport):
         await self._inner.aclose()
 
 
-class Flow:
+class Flow(FlowBase):
     def __init__(self, args: argparse.Namespace) -> None:
         self.args = args
         self.report: dict[str, Any] = {
@@ -94,29 +94,8 @@ class Flow:
             "wire": [],
         }
 
-    def error(self, step: str, exc: BaseException) -> None:
-        self.report["errors"].append(error_entry(step, exc))
-
-    async def on_request(self, request: httpx.Request) -> None:
-        method: Any = None
-        if request.method == "POST":
-            try:
-                body = json.loads(request.content)
-            except ValueError:
-                body = None
-            if isinstance(body, dict):
-                method = body.get("method", "(response)")
-                if method == "initialize":
-                    self.report["client_capabilities"] = body.get("params", {}).get("capabilities")
-        request.extensions["flow_entry"] = entry = {"http": request.method, "jsonrpc": method}
-        self.report["wire"].append(entry)
-
-    async def on_response(self, response: httpx.Response) -> None:
-        entry = response.request.extensions.get("flow_entry")
-        if isinstance(entry, dict):
-            entry["status"] = response.status_code
-            entry["content_type"] = response.headers.get("content-type")
-            entry["port"] = response.request.url.port
+    def response_fields(self, response: httpx.Response) -> dict[str, Any]:
+        return {"port": response.request.url.port}
 
     async def elicit(self, context: Any, params: types.ElicitRequestParams) -> Any:
         meta = params.meta.model_dump(by_alias=True) if params.meta is not None else {}

@@ -45,7 +45,6 @@ with ``enable_tasks()``, uvicorn, SSE and ``--json-response`` modes).
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 import warnings
@@ -57,13 +56,13 @@ warnings.filterwarnings("ignore", message="The experimental tasks API is depreca
 import anyio  # noqa: E402
 import httpx  # noqa: E402
 import mcp.types as types  # noqa: E402
-from flow_common import TERMINAL, dump, error_entry, json_object, run_and_report  # noqa: E402
+from flow_common import TERMINAL, FlowBase, dump, json_object, run_and_report  # noqa: E402
 from mcp import ClientSession  # noqa: E402
 from mcp.client.streamable_http import streamable_http_client  # noqa: E402
 from mcp.shared._httpx_utils import create_mcp_http_client  # noqa: E402
 
 
-class Flow:
+class Flow(FlowBase):
     def __init__(self, args: argparse.Namespace) -> None:
         self.args = args
         self.report: dict[str, Any] = {
@@ -86,36 +85,12 @@ class Flow:
             "wire": [],
         }
 
-    def error(self, step: str, exc: BaseException) -> None:
-        self.report["errors"].append(error_entry(step, exc))
-
-    async def on_request(self, request: httpx.Request) -> None:
-        method: Any = None
-        if request.method == "POST":
-            try:
-                body = json.loads(request.content)
-            except ValueError:
-                body = None
-            if isinstance(body, dict):
-                method = body.get("method", "(response)")
-                if method == "initialize":
-                    self.report["client_capabilities"] = body.get("params", {}).get("capabilities")
-            elif isinstance(body, list):
-                method = [m.get("method") for m in body if isinstance(m, dict)]
-        request.extensions["flow_entry"] = entry = {
-            "http": request.method,
-            "jsonrpc": method,
+    def request_fields(self, request: httpx.Request) -> dict[str, Any]:
+        return {
             "protocol_version": request.headers.get("mcp-protocol-version"),
             "session_id": "mcp-session-id" in request.headers,
             "accept": request.headers.get("accept"),
         }
-        self.report["wire"].append(entry)
-
-    async def on_response(self, response: httpx.Response) -> None:
-        entry = response.request.extensions.get("flow_entry")
-        if isinstance(entry, dict):
-            entry["status"] = response.status_code
-            entry["content_type"] = response.headers.get("content-type")
 
     async def poll(self, session: ClientSession, task_id: str, bound: float) -> list[str]:
         """tasks/get until terminal or ``bound`` seconds, honouring pollInterval."""
