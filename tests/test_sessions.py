@@ -18,6 +18,8 @@ from typing import Any
 
 import pytest
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from tasks_store import InMemoryTaskStore
 from tasks_store.errors import StoreError
@@ -229,7 +231,9 @@ def test_redis_sessions_are_shared_by_every_client(redis_server: Any) -> None:
 
 def test_redis_failure_is_store_error() -> None:
     """A server that cannot be reached raises StoreError with the cause chained."""
-    client = redis.Redis(host="127.0.0.1", port=free_port(), socket_connect_timeout=1)
+    client = redis.Redis(
+        host="127.0.0.1", port=free_port(), socket_connect_timeout=1, retry=Retry(NoBackoff(), 0)
+    )  # no retries: the first refusal is the fault
     sessions = RedisSessions(client)
     for call in (
         lambda: sessions.open("2025-11-25"),
