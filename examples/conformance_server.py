@@ -6,9 +6,10 @@ Run it as the suite's runner does (tests/conformance.py)::
     python examples/conformance_server.py --host 127.0.0.1 --port N \\
         [--store memory|redis] [--redis-url URL]
 
-It serves ``http://HOST:PORT/mcp``: the tools (and the one prompt) of
-``../shared/spec/conformance-fixtures.md``, each with the task support the
-fixtures table gives: the input flows of tasks (``confirm_delete``,
+It serves ``http://HOST:PORT/mcp``: the tools (and the one prompt) that the
+suite's fixtures table (``conformance-fixtures.md`` of the specification
+texts) names, each with the task support that table gives; this module is
+their only copy in the repository: the input flows of tasks (``confirm_delete``,
 ``multi_input``: a task asks through ``ctx.elicit`` and ``tasks/update``
 answers), a tool that gathers input before its task
 (``test_tool_with_task``), the multi round-trip fixtures

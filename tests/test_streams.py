@@ -206,6 +206,13 @@ def tasks_get(server: McpServer, task_id: str, principal: str | None = None) -> 
     return result
 
 
+def next_response(stream: Stream) -> dict[str, Any]:
+    """Read past the stream's notifications to its next message with an id."""
+    while "id" not in (message := stream.next()):
+        pass
+    return message
+
+
 def check_notification(message: dict[str, Any], subscription_id: int | str) -> None:
     """A listen-stream notification: its shape, and the subscription id it carries."""
     assert "id" not in message
@@ -541,8 +548,7 @@ def test_an_error_answer_fails_the_tool(server: McpServer) -> None:
     stream = session.result_stream(task_id)
     request = stream.next()
     assert 202 == session.respond(request["id"], error={"code": -32000, "message": "closed"})
-    while "id" not in (message := stream.next()):
-        pass
+    message = next_response(stream)
     stream.ended()
     check_response(message)
     assert "error" in message
@@ -561,8 +567,7 @@ def test_answers_from_another_session_are_ignored(server: McpServer) -> None:
     assert 202 == alice.respond("tasks_store-input:malformed", {"x": 1})
     assert "input_required" == alice.result("tasks/get", {"taskId": task_id})["status"]
     assert 202 == alice.respond(request["id"], {"action": "accept", "content": {"name": "A"}})
-    while "id" not in (message := stream.next()):
-        pass
+    message = next_response(stream)
     assert _text("Hello, A!")["content"] == message["result"]["content"]
 
 
@@ -611,8 +616,7 @@ def test_cancelling_ends_the_stream_and_the_tool(server: McpServer) -> None:
     stream.next()
     owner = server.owner_for(None, session.session_id)
     server.store.cancel(task_id, owner, "stop")
-    while "id" not in (message := stream.next()):
-        pass
+    message = next_response(stream)
     stream.ended()
     check_response(message)
     assert "error" in message  # a cancelled task has no result
