@@ -20,9 +20,11 @@ asserted on.
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import json
 import queue
+import socket
 import subprocess
 import threading
 import time
@@ -198,7 +200,14 @@ class Listen(threading.Thread):
         return self.messages.get(timeout=WAIT)
 
     def close(self) -> None:
-        self.connection.close()  # the client goes away: the server ends the stream
+        """Go away as a client does: the server sees the socket end and ends the stream."""
+        # The reader thread's file keeps the socket open past close(); shutdown
+        # (on a duplicate of its descriptor) ends the connection itself.
+        with contextlib.suppress(OSError, ValueError):
+            with socket.fromfd(self.response.fileno(), socket.AF_INET, socket.SOCK_STREAM) as dup:
+                dup.shutdown(socket.SHUT_RDWR)
+        self.connection.close()
+        self.join(WAIT)
 
 
 @pytest.fixture
