@@ -494,10 +494,6 @@ def make_server(store: TaskStore) -> McpServer:
     return server
 
 
-def _interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt
-
-
 def main(argv: list[str] | None = None) -> None:
     """Parse the command line and serve until interrupted."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -520,7 +516,16 @@ def main(argv: list[str] | None = None) -> None:
         max_request_body_size=app.max_body_bytes + 1,  # waitress refuses >= this, unread
         channel_request_lookahead=1,  # a blocked tasks/result or a stream sees its client leave
     )
-    signal.signal(signal.SIGTERM, _interrupt)
+
+    def interrupt(signum: int, frame: object) -> None:
+        # End the open streams and blocked calls first: waitress's run()
+        # catches the KeyboardInterrupt and waits (up to 5 s) for its threads
+        # before the finally below would get to close the app.
+        app.close(cancel=True)
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, interrupt)
+    signal.signal(signal.SIGINT, interrupt)
     print(
         f"MCP conformance fixtures listening on http://{args.host}:{server.effective_port}/mcp "
         f"(store: {args.store})",

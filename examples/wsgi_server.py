@@ -242,10 +242,6 @@ def make_store(kind: str, redis_url: str | None, *, security: TaskSecurityConfig
     return RedisTaskStore(client, poll_interval_ms=1000, security=security)
 
 
-def _interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt
-
-
 def main(argv: list[str] | None = None) -> None:
     """Parse the command line and serve until interrupted."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -299,7 +295,16 @@ def main(argv: list[str] | None = None) -> None:
         max_request_body_size=app.max_body_bytes + 1,  # waitress refuses >= this, unread
         channel_request_lookahead=1,  # a blocked tasks/result or a stream sees its client leave
     )
-    signal.signal(signal.SIGTERM, _interrupt)  # stop on SIGTERM as on Ctrl-C
+
+    def interrupt(signum: int, frame: object) -> None:
+        # End the open streams and blocked calls first: waitress's run()
+        # catches the KeyboardInterrupt and waits (up to 5 s) for its threads
+        # before the finally below would get to close the app.
+        app.close(cancel=True)
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, interrupt)  # stop on SIGTERM as on Ctrl-C
+    signal.signal(signal.SIGINT, interrupt)
     auth = f", bearer tokens for {len(tokens)} user(s)" if tokens else ""
     print(
         f"MCP tasks demo listening on http://{args.host}:{server.effective_port}/mcp "

@@ -125,10 +125,13 @@ def test_the_python_sdk_answers_through_another_process(tmp_path: Path, redis_ur
 
 
 class Worker:
-    """One conformance fixture process, spoken to over HTTP (2026-07-28)."""
+    """One example server process, spoken to over HTTP (2026-07-28); *headers* go on each call."""
 
-    def __init__(self, server: ConformanceServer) -> None:
+    def __init__(
+        self, server: ConformanceServer | Demo, headers: dict[str, str] | None = None
+    ) -> None:
         self.server = server
+        self.headers = headers or {}
         self.next_id = 1
 
     def request(
@@ -140,7 +143,8 @@ class Worker:
             **params, "_meta": {"io.modelcontextprotocol/protocolVersion": VERSION,
                                 "io.modelcontextprotocol/clientCapabilities": capabilities}}}
         headers = {"Content-Type": "application/json", "MCP-Protocol-Version": VERSION,
-                   "Accept": "application/json, text/event-stream", "Mcp-Method": method}
+                   "Accept": "application/json, text/event-stream", "Mcp-Method": method,
+                   **self.headers}
         for field in ("name", "taskId"):
             if isinstance(params.get(field), str):
                 headers["Mcp-Name"] = params[field]  # fmt: skip
@@ -203,7 +207,8 @@ class Listen(threading.Thread):
         """Go away as a client does: the server sees the socket end and ends the stream."""
         # The reader thread's file keeps the socket open past close(); shutdown
         # (on a duplicate of its descriptor) ends the connection itself.
-        with contextlib.suppress(OSError, ValueError):
+        # AttributeError: the stream has already ended and http.client let go of it.
+        with contextlib.suppress(OSError, ValueError, AttributeError):
             with socket.fromfd(self.response.fileno(), socket.AF_INET, socket.SOCK_STREAM) as dup:
                 dup.shutdown(socket.SHUT_RDWR)
         self.connection.close()
@@ -264,3 +269,28 @@ def test_multi_round_requests_are_answered_by_any_worker(
                "inputResponses": answer_2}  # fmt: skip
     done = first.send("tools/call", retry_2, capabilities)
     assert "Alice likes blue." == done["content"][0]["text"]
+
+
+
+@pytest.mark.parametrize("example", ["conformance_server", "wsgi_server"])
+def test_a_stopped_worker_ends_its_open_streams_with_their_result(
+    tmp_path: Path, example: str
+) -> None:
+    """SIGTERM with a listen stream open: the client gets the stream's end; the process exits 0."""
+    if example == "conformance_server":
+        running: ConformanceServer | Demo = ConformanceServer(tmp_path, store="memory")
+        headers: dict[str, str] = {}
+    else:
+        running = Demo(tmp_path, "--token", "alice=s3cret")
+        headers = {"Authorization": "Bearer s3cret"}
+    with running:
+        stream = Listen(Worker(running, headers), [])
+        assert "notifications/subscriptions/acknowledged" == stream.next()["method"]
+        process = running.process
+        assert process is not None
+        running.__exit__()  # SIGTERM, then SIGKILL if it has not exited in time
+        end = stream.next()
+        check_response_2026(end, "subscriptions/listen")
+        assert "complete" == end["result"]["resultType"]
+        assert 0 == process.returncode
+        stream.close()
