@@ -13,6 +13,7 @@ each test.
 from __future__ import annotations
 
 import functools
+import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -83,15 +84,33 @@ CLUSTER_MODULES = frozenset(
 )
 
 
+#: The marked steps: left out of a run unless its ``-m`` names them
+#: (``.ci/run`` runs each on its own with ``-m NAME``).
+STEPS = ("bench_smoke", "conformance", "soak")
+
+
+def steps_asked(config: pytest.Config) -> set[str]:
+    """The marked steps the run's ``-m`` expression names (``-m redis``: none)."""
+    expression = config.getoption("markexpr") or ""
+    return {step for step in STEPS if re.search(rf"\b{step}\b", expression)}
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Leave out the cluster backend's runs of modules outside :data:`CLUSTER_MODULES`."""
+    """
+    Leave out the marked steps the ``-m`` does not name, and the cluster
+    backend's runs of modules outside :data:`CLUSTER_MODULES`.
+    """
+    left_out = set(STEPS) - steps_asked(config)
     kept, left = [], []
     for item in items:
         spec = getattr(item, "callspec", None)
         on_cluster = spec is not None and spec.params.get("make_store") is _redis_cluster
         module = getattr(item, "module", None)
         name = "" if module is None else module.__name__.rpartition(".")[2]
-        if on_cluster and name not in CLUSTER_MODULES and not name.startswith("test_redis"):
+        a_step = any(item.get_closest_marker(step) for step in left_out)
+        if a_step or (
+            on_cluster and name not in CLUSTER_MODULES and not name.startswith("test_redis")
+        ):
             left.append(item)
         else:
             kept.append(item)
