@@ -26,6 +26,7 @@ from waitress import wasyncore
 from tasks_store import TaskSecurityConfig, TaskStore
 from tasks_store.mcp import McpServer, Tool
 from tasks_store.mcp.tools import ToolContext
+from tasks_store.store.redis import _IDLE_S as IDLE_S
 
 from .mcp_schema import check_response
 
@@ -218,7 +219,9 @@ def served(make_store: Any) -> Iterator[Served]:
             if t not in before and t.name != "tasks_store-offpath-log"
         ]  # fmt: skip
         for t in leftover:
-            t.join(5)
+            # A Redis store's pub/sub reader stops _IDLE_S after its last
+            # waiter left (a tasks/result that blocked); the others at once.
+            t.join(IDLE_S + 5 if t.name == "tasks_store-redis-waiters" else 5)
         assert [] == [t.name for t in leftover if t.is_alive()]
 
 
