@@ -21,13 +21,13 @@ from typing import Any
 
 import pytest
 import waitress
-from waitress import wasyncore
 
 from tasks_store import TaskSecurityConfig, TaskStore
 from tasks_store.mcp import McpServer, Tool
 from tasks_store.mcp.tools import ToolContext
 from tasks_store.store.redis import _IDLE_S as IDLE_S
 
+from .http_harness import stop_waitress
 from .mcp_schema import check_response
 
 HOST = "127.0.0.1"
@@ -181,14 +181,6 @@ def make_tools(served_ref: list[Served]) -> list[Tool]:
     ]
 
 
-def stop(server: Any, thread: threading.Thread) -> None:
-    """Stop a waitress server run by *thread*: close its sockets in its own loop."""
-    server.trigger.pull_trigger(lambda: wasyncore.close_all(server._map))
-    thread.join(WAIT)
-    assert not thread.is_alive()
-    server.task_dispatcher.shutdown()
-
-
 @pytest.fixture
 def served(make_store: Any) -> Iterator[Served]:
     """A waitress server on 127.0.0.1:<ephemeral> in a thread; checks no thread leaks."""
@@ -210,7 +202,7 @@ def served(make_store: Any) -> Iterator[Served]:
     finally:
         for gate in list(ref[0].gates.values()):
             gate.set()
-        stop(server, thread)
+        stop_waitress(server, thread)
         app.close(cancel=True)
         # The foreign-access log's writer is one thread per process, started on
         # first use and kept (store/offpath.py); every other thread must end.
