@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import logging
 import threading
 import time
 import warnings
@@ -73,30 +74,68 @@ class TeardownWarning(UserWarning):
     """A server stopped another way than planned; shown in the run's warnings, never an error."""
 
 
-def stop_waitress(server: Any, thread: threading.Thread) -> None:
-    """
-    Stop a waitress server run by *thread*: close its sockets in its own loop,
-    then assert the loop ended and stop the worker threads.
+_ROUND = 0.05  # seconds one round of the loop may wait in select() before it checks its stop flag
 
-    Seldom (seen twice so far, never reproduced) the loop's trigger
-    pipe is already closed here and pulling it raises EBADF.  Then the sockets
-    are closed from this thread instead, and a warning says so.
+
+class _Log(logging.Handler):
+    """Collects what the ``waitress`` logger says at WARNING and above while a server runs."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(record.getMessage())
+
+
+@contextmanager
+def running(server: Any, name: str) -> Iterator[None]:
     """
-    if thread.is_alive():
+    Run a waitress *server*'s loop in a thread named *name* for the block, then stop it.
+
+    The loop runs in rounds of at most ``_ROUND`` seconds and checks a stop flag
+    between them; on stop it closes every socket in its own thread.  Stopping
+    needs neither ``server.close()`` from another thread (which races with
+    ``select()``, Pylons/waitress#468) nor the trigger pipe: waitress closes
+    the trigger with the server when its listener's ``handle_error`` runs, and
+    pulling a closed trigger raised EBADF at teardown (seen three times in CI).  When
+    the listener did close itself while serving, the server still stops, and a
+    TeardownWarning gives what waitress logged.
+    """
+    stop = threading.Event()
+    log = _Log()
+    logger = logging.getLogger("waitress")
+    logger.addHandler(log)
+
+    def loop() -> None:
         try:
-            server.trigger.pull_trigger(lambda: wasyncore.close_all(server._map))
-        except OSError as exc:
+            while server._map and not stop.is_set():
+                server.asyncore.loop(
+                    timeout=_ROUND,
+                    map=server._map,
+                    use_poll=server.adj.asyncore_use_poll,
+                    count=1,
+                )
+        finally:
+            wasyncore.close_all(server._map, ignore_all=True)
+
+    thread = threading.Thread(target=loop, name=name)
+    thread.start()
+    try:
+        yield
+    finally:
+        listening = server.accepting
+        stop.set()
+        thread.join(WAIT)
+        logger.removeHandler(log)
+        server.task_dispatcher.shutdown()
+        assert not thread.is_alive(), "the waitress loop did not stop"
+        if not listening:
             warnings.warn(
-                f"waitress's trigger was closed before the server stopped ({exc}); "
-                "closing its sockets from the test thread",
+                f"waitress closed its listening socket while serving; it logged: {log.lines}",
                 TeardownWarning,
                 stacklevel=2,
             )
-            wasyncore.close_all(server._map)
-            server.trigger.socket.close()  # its read end, if the close above stopped short
-        thread.join(WAIT)
-    assert not thread.is_alive(), "the waitress loop did not stop"
-    server.task_dispatcher.shutdown()
 
 
 @contextmanager
@@ -105,12 +144,8 @@ def serve(app: Any, *, threads: int = 8, **adjustments: Any) -> Iterator[Served]
     adjustments.setdefault("channel_request_lookahead", 1)
     server = waitress.create_server(app, host=HOST, port=0, threads=threads, **adjustments)
     port = server.effective_port  # type: ignore[union-attr]
-    thread = threading.Thread(target=server.run, name="i13-waitress-loop")
-    thread.start()
-    try:
+    with running(server, "i13-waitress-loop"):
         yield Served(port, threads)
-    finally:
-        stop_waitress(server, thread)
 
 
 class Connection:

@@ -27,7 +27,7 @@ from tasks_store.mcp import McpServer, Tool
 from tasks_store.mcp.tools import ToolContext
 from tasks_store.store.redis import _IDLE_S as IDLE_S
 
-from .http_harness import stop_waitress
+from .http_harness import running
 from .mcp_schema import check_response
 
 HOST = "127.0.0.1"
@@ -195,15 +195,15 @@ def served(make_store: Any) -> Iterator[Served]:
     server = waitress.create_server(app, host=HOST, port=0, threads=CLIENTS + 4)
     port = server.effective_port  # type: ignore[union-attr]
     ref.append(Served(port, store))
-    thread = threading.Thread(target=server.run, name="e2e-waitress-loop")
-    thread.start()
     try:
-        yield ref[0]
+        with running(server, "e2e-waitress-loop"):
+            try:
+                yield ref[0]
+            finally:
+                for gate in list(ref[0].gates.values()):
+                    gate.set()
     finally:
-        for gate in list(ref[0].gates.values()):
-            gate.set()
-        stop_waitress(server, thread)
-        app.close(cancel=True)
+        app.close(cancel=True)  # even when the server did not stop, so no runner outlives the test
         # The foreign-access log's writer is one thread per process, started on
         # first use and kept (store/offpath.py); every other thread must end.
         leftover = [
