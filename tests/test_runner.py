@@ -42,8 +42,12 @@ def ended(store: Any, task_id: str) -> Any:
     return store.wait(task_id, OWNER, timeout=WAIT)
 
 
-def runner_threads() -> list[threading.Thread]:
-    return [t for t in threading.enumerate() if t.name.startswith("tasks_store-runner")]
+def runner_threads(before: set[threading.Thread]) -> list[threading.Thread]:
+    """The runner threads alive now that were not alive at *before* (this test's, not a leak's)."""
+    return [
+        t for t in threading.enumerate()
+        if t.name.startswith("tasks_store-runner") and t not in before
+    ]  # fmt: skip
 
 
 def test_start_answers_create_task_result(runner: TaskRunner, store: Any) -> None:
@@ -218,6 +222,7 @@ def test_bad_max_workers(store: Any) -> None:
 
 def test_shutdown_waits_for_running_work(store: Any) -> None:
     """shutdown(wait=True) returns only after running fns finished and recorded their results."""
+    before = set(threading.enumerate())
     runner = TaskRunner(store, max_workers=1)
     started, release = threading.Event(), threading.Event()
 
@@ -232,11 +237,12 @@ def test_shutdown_waits_for_running_work(store: Any) -> None:
     runner.shutdown(wait=True)
     assert TaskStatus.COMPLETED == store.get(task_id, OWNER).status
     assert 0 == len(runner)
-    assert [] == runner_threads()
+    assert [] == runner_threads(before)
 
 
 def test_shutdown_with_cancel_cancels_running_and_queued(store: Any) -> None:
     """shutdown(cancel=True) cancels running and queued tasks; queued work never runs."""
+    before = set(threading.enumerate())
     runner = TaskRunner(store, max_workers=1)
     started = threading.Event()
     ran: list[str] = []
@@ -258,12 +264,13 @@ def test_shutdown_with_cancel_cancels_running_and_queued(store: Any) -> None:
     assert TaskStatus.CANCELLED == store.get(first, OWNER).status
     assert TaskStatus.CANCELLED == store.get(second, OWNER).status
     assert [] == ran
-    assert [] == runner_threads()
+    assert [] == runner_threads(before)
 
 
 @pytest.mark.timeout(60)
 def test_many_threads_start_many_tasks(make_store: Any) -> None:
     """16 threads starting 25 tasks each on 4 workers get every result right."""
+    before = set(threading.enumerate())
     from tasks_store import TaskSecurityConfig
 
     store = make_store(security=TaskSecurityConfig(max_tasks_per_owner=1000))
@@ -295,7 +302,7 @@ def test_many_threads_start_many_tasks(make_store: Any) -> None:
     for task_id, value in ids.items():
         assert TaskStatus.COMPLETED == store.get(task_id, OWNER).status
         assert {"v": value} == store.get_result(task_id, OWNER)
-    assert [] == runner_threads()
+    assert [] == runner_threads(before)
 
 
 def test_runner_does_not_import_the_jsonrpc_layer() -> None:
@@ -428,13 +435,14 @@ def test_a_queued_task_whose_ttl_runs_out_is_failed_before_it_expires(
 
 def test_shutdown_without_cancel_runs_the_queue(store: Any) -> None:
     """shutdown() without cancel: queued tasks still run, then the threads end."""
+    before = set(threading.enumerate())
     runner, blocker = blocked_runner(store)
     ids = [runner.start("alice", "tools/call", lambda ctx: {"ok": 1})["task"]["taskId"]
            for _ in range(3)]  # fmt: skip
     threading.Timer(0.05, blocker.release.set).start()
     runner.shutdown(wait=True)
     assert [TaskStatus.COMPLETED] * 3 == [store.get(t, "alice").status for t in ids]
-    assert [] == runner_threads()
+    assert [] == runner_threads(before)
 
 
 def test_starts_under_a_barrier_never_overfill_the_queue(store: Any) -> None:

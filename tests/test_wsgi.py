@@ -333,13 +333,17 @@ def test_constructor_checks(server: McpServer, store: Any) -> None:
 
 def test_close_stops_the_runner_threads(server: McpServer, store: Any) -> None:
     """close() closes the server, whose runner's worker threads end."""
+    before = set(threading.enumerate())
     app = TasksApp(server)
     session = initialize(app)
     created = post(app, rpc_message("tools/call", {"name": "hello", "task": {}}), session=session)
     task_id = created.json()["result"]["task"]["taskId"]
     store.wait(task_id, server.owner_for(None, session), timeout=10)
     app.close()
-    assert [] == [t for t in threading.enumerate() if t.name.startswith("tasks_store-runner")]
+    assert [] == [
+        t for t in threading.enumerate()
+        if t.name.startswith("tasks_store-runner") and t not in before
+    ]  # fmt: skip
     after = post(app, rpc_message("tools/call", {"name": "hello", "task": {}}), session=session)
     assert -32603 == error_body(after)["error"]["code"]
 
