@@ -134,9 +134,17 @@ def _sleep_lines(store: Any) -> set[int]:
 
 
 def _sleeping(frame: FrameType | None, wait_code: CodeType, lines: set[int]) -> bool:
-    """Whether *frame* (a thread's innermost) is inside wait()'s sleeping call."""
+    """
+    Whether *frame* (a thread's innermost) is inside wait()'s sleeping call.
+
+    The thread runs on while its frames are walked, and on CPython 3.11 an
+    ``f_back`` read then can give an object that is not a frame (once, ``False``,
+    in a Redis Cluster run): that counts as "not yet", and the caller looks again.
+    """
     depth = 0
     while frame is not None:
+        if not isinstance(frame, FrameType):
+            return False
         if frame.f_code is wait_code:
             return depth > 0 and frame.f_lineno in lines
         frame = frame.f_back
