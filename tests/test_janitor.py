@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Iterable
 from typing import Any
 
 import pytest
@@ -31,8 +32,13 @@ pytestmark = pytest.mark.timeout(60)
 
 
 
-def janitor_threads() -> list[threading.Thread]:
-    return [t for t in threading.enumerate() if t.name == "tasks_store-janitor" and t.is_alive()]
+def janitor_threads(before: Iterable[threading.Thread] = ()) -> list[threading.Thread]:
+    """The live janitor threads that are not in *before* (a test's own, not an earlier leak)."""
+    old = set(before)
+    return [
+        t for t in threading.enumerate()
+        if t.name == "tasks_store-janitor" and t.is_alive() and t not in old
+    ]  # fmt: skip
 
 
 def test_the_janitor_removes_expired_tasks_on_its_own(make_store: Any, clock: FakeClock) -> None:
@@ -88,12 +94,13 @@ def test_janitor_arguments() -> None:
 
 
 def test_start_twice_and_stop_twice() -> None:
+    before = janitor_threads()
     janitor = Janitor(InMemoryTaskStore(), interval=60)
     assert janitor.start() is janitor.start()
-    assert 1 == len(janitor_threads())
+    assert 1 == len(janitor_threads(before))
     janitor.stop()
     janitor.stop()
-    assert [] == janitor_threads()
+    assert [] == janitor_threads(before)
 
 
 @pytest.mark.redis

@@ -28,6 +28,7 @@ import multiprocessing
 import statistics
 import sys
 import time
+from types import FrameType
 from typing import Any
 
 import pytest
@@ -73,19 +74,28 @@ def p99(values: list[float]) -> float:
 
 
 def parked_threads() -> list[str]:
-    """Threads whose stack is inside a store wait (a blocking call still holding a thread)."""
-    parked = []
-    for thread_id, frame in sys._current_frames().items():
-        names = set()
-        current: Any = frame
-        while current is not None:
-            code = current.f_code
-            if "tasks_store" in code.co_filename:
-                names.add(code.co_name)
-            current = current.f_back
-        if names & {"wait_for_end", "_wait_for_end", "wait"} and "_next_job" not in names:
-            parked.append(f"{thread_id}: {sorted(names)}")
-    return parked
+    """
+    Threads whose stack is inside a store wait (a blocking call still holding a thread).
+
+    The threads run on while their frames are walked; on CPython 3.11 an
+    ``f_back`` read then can give an object that is not a frame.  A snapshot
+    that met one is taken again, so no stack is judged from half of it.
+    """
+    while True:
+        parked = []
+        for thread_id, frame in sys._current_frames().items():
+            names = set()
+            current: Any = frame
+            while isinstance(current, FrameType):
+                if "tasks_store" in current.f_code.co_filename:
+                    names.add(current.f_code.co_name)
+                current = current.f_back
+            if current is not None:
+                break  # not a frame: look again
+            if names & {"wait_for_end", "_wait_for_end", "wait"} and "_next_job" not in names:
+                parked.append(f"{thread_id}: {sorted(names)}")
+        else:
+            return parked
 
 
 def test_legitimate_clients_hold_up_beside_an_abusive_one(make_store: Any) -> None:
